@@ -1,0 +1,10 @@
+//! Kompox: run Docker Compose applications with ReadWriteOnce disks on
+//! managed Kubernetes.
+//!
+//! The crate is laid out by pipeline stage (see `DESIGN.md`): `source` reads
+//! a file tree, `kom` and `compose` load it into a `model`, `convert` turns
+//! the model into desired Kubernetes objects and disk intents, `plan`
+//! compares them with `live` state and `report` renders the plan. Only
+//! `source` and `cli` do I/O; the rest are pure functions of values.
+
+pub mod yaml;

@@ -7,4 +7,7 @@
 //! compares them with `live` state and `report` renders the plan. Only
 //! `source` and `cli` do I/O; the rest are pure functions of values.
 
+pub mod diag;
+pub mod hash;
+pub mod model;
 pub mod yaml;

@@ -63,7 +63,9 @@ pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Node>, YamlErr
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     loop {
-        let Some(event) = parser.next_event() else { break };
+        let Some(event) = parser.next_event() else {
+            break;
+        };
         let (event, span) = event.map_err(|e| scan_error(&e, &offsets))?;
         match event {
             Event::DocumentStart(_) => {
@@ -95,8 +97,15 @@ struct Builder<'a> {
 /// A container under construction on the explicit stack (no recursion, so
 /// deep nesting cannot overflow the thread's stack).
 enum Frame {
-    Seq { node: Node, anchor: usize },
-    Map { node: Node, anchor: usize, key: Option<Node> },
+    Seq {
+        node: Node,
+        anchor: usize,
+    },
+    Map {
+        node: Node,
+        anchor: usize,
+        key: Option<Node>,
+    },
 }
 
 impl Builder<'_> {
@@ -128,7 +137,11 @@ impl Builder<'_> {
                 }
                 Event::Alias(id) => {
                     let Some(count) = self.anchors.get(&id).map(Node::count) else {
-                        return Err(self.err("alias refers to an unknown anchor", &span, "yaml-syntax"));
+                        return Err(self.err(
+                            "alias refers to an unknown anchor",
+                            &span,
+                            "yaml-syntax",
+                        ));
                     };
                     self.bump(count, &span)?;
                     let mut node = self.anchors[&id].clone();
@@ -146,14 +159,22 @@ impl Builder<'_> {
                     }
                     let is_seq = matches!(event, Event::SequenceStart(..));
                     let node = Node {
-                        value: if is_seq { Value::Seq(Vec::new()) } else { Value::Map(Vec::new()) },
+                        value: if is_seq {
+                            Value::Seq(Vec::new())
+                        } else {
+                            Value::Map(Vec::new())
+                        },
                         span: self.offsets.span(&span),
                         tag: tag.as_ref().map(|t| t.suffix.clone()),
                     };
                     stack.push(if is_seq {
                         Frame::Seq { node, anchor }
                     } else {
-                        Frame::Map { node, anchor, key: None }
+                        Frame::Map {
+                            node,
+                            anchor,
+                            key: None,
+                        }
                     });
                     None
                 }
@@ -165,18 +186,25 @@ impl Builder<'_> {
                     _ => return Err(self.err("unbalanced sequence", &span, "yaml-syntax")),
                 },
                 Event::MappingEnd => match stack.pop() {
-                    Some(Frame::Map { mut node, anchor, .. }) => {
+                    Some(Frame::Map {
+                        mut node, anchor, ..
+                    }) => {
                         node.span.end = self.offsets.span(&span).end.max(node.span.start);
                         apply_merge_keys(&mut node)?;
                         Some((node, anchor))
                     }
                     _ => return Err(self.err("unbalanced mapping", &span, "yaml-syntax")),
                 },
-                Event::StreamEnd | Event::StreamStart | Event::Nothing | Event::DocumentStart(_) => {
+                Event::StreamEnd
+                | Event::StreamStart
+                | Event::Nothing
+                | Event::DocumentStart(_) => {
                     break;
                 }
             };
-            let Some((node, anchor)) = complete else { continue };
+            let Some((node, anchor)) = complete else {
+                continue;
+            };
             if anchor != 0 {
                 self.anchors.insert(anchor, node.clone());
             }
@@ -189,7 +217,9 @@ impl Builder<'_> {
                         items.push(node);
                     }
                 }
-                Some(Frame::Map { node: parent, key, .. }) => match key.take() {
+                Some(Frame::Map {
+                    node: parent, key, ..
+                }) => match key.take() {
                     None => {
                         if !node.is_scalar() {
                             return Err(YamlError {
@@ -204,8 +234,9 @@ impl Builder<'_> {
                         if let Value::Map(entries) = &mut parent.value {
                             let name = k.scalar_text().unwrap_or_default();
                             if name != "<<"
-                                && let Some((first, _)) =
-                                    entries.iter().find(|(e, _)| e.scalar_text().as_deref() == Some(&name))
+                                && let Some((first, _)) = entries
+                                    .iter()
+                                    .find(|(e, _)| e.scalar_text().as_deref() == Some(&name))
                             {
                                 return Err(YamlError {
                                     message: format!(
@@ -278,7 +309,8 @@ fn apply_merge_keys(node: &mut Node) -> Result<(), YamlError> {
                     for item in items {
                         if !matches!(item.value, Value::Map(_)) {
                             return Err(YamlError {
-                                message: "a merge key (<<) takes a mapping or a list of mappings".into(),
+                                message: "a merge key (<<) takes a mapping or a list of mappings"
+                                    .into(),
                                 span: item.span,
                                 rule: "yaml-merge",
                             });
@@ -322,7 +354,11 @@ fn scan_error(e: &saphyr_parser::ScanError, offsets: &CharOffsets) -> YamlError 
             e.info().to_string()
         },
         span: offsets.span_at(m.index(), m.line(), m.col()),
-        rule: if too_deep { "yaml-limit" } else { "yaml-syntax" },
+        rule: if too_deep {
+            "yaml-limit"
+        } else {
+            "yaml-syntax"
+        },
     }
 }
 
@@ -453,6 +489,9 @@ mod tests {
     #[test]
     fn quoted_scalars_stay_strings_in_json() {
         let doc = one("a: \"1\"\nb: 1\nc: true\nd: ~\n");
-        assert_eq!(doc.to_json(), serde_json::json!({"a": "1", "b": 1, "c": true, "d": null}));
+        assert_eq!(
+            doc.to_json(),
+            serde_json::json!({"a": "1", "b": 1, "c": true, "d": null})
+        );
     }
 }

@@ -94,9 +94,9 @@ impl Node {
 
     pub fn as_f64(&self) -> Option<f64> {
         match &self.value {
-            Value::Scalar { text, plain: true } => {
-                parse_int(text).map(|i| i as f64).or_else(|| text.parse::<f64>().ok())
-            }
+            Value::Scalar { text, plain: true } => parse_int(text)
+                .map(|i| i as f64)
+                .or_else(|| text.parse::<f64>().ok()),
             _ => None,
         }
     }

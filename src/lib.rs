@@ -7,7 +7,10 @@
 //! compares them with `live` state and `report` renders the plan. Only
 //! `source` and `cli` do I/O; the rest are pure functions of values.
 
+pub mod compose;
 pub mod diag;
 pub mod hash;
+pub mod kom;
 pub mod model;
+pub mod source;
 pub mod yaml;

@@ -1,0 +1,1 @@
+//! env_file parsing (reference §4.6).

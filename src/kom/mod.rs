@@ -1,0 +1,1 @@
+//! KOM loader (load stage, pure given a `FileTree`).

@@ -70,6 +70,11 @@ pub struct Service {
     pub resources: Resources,
     pub depends_on: Vec<Dependency>,
     pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub stdin_open: bool,
+    pub tty: bool,
+    /// Kubernetes spelling (`Always`, `Never`, `IfNotPresent`).
+    pub pull_policy: Option<String>,
     pub x_kompox: XKompox,
 }
 

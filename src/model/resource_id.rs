@@ -149,7 +149,7 @@ impl FromStr for ResourceId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let rest = s.strip_prefix('/').ok_or(ResourceIdError::NoLeadingSlash)?;
         let segs: Vec<&str> = rest.split('/').collect();
-        if segs.len() % 2 != 0 || segs.is_empty() {
+        if !segs.len().is_multiple_of(2) || segs.is_empty() {
             return Err(ResourceIdError::OddSegments(s.to_string()));
         }
         let mut pairs = Vec::with_capacity(segs.len() / 2);

@@ -62,10 +62,7 @@ pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Node>, YamlErr
     };
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
-    loop {
-        let Some(event) = parser.next_event() else {
-            break;
-        };
+    while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| scan_error(&e, &offsets))?;
         match event {
             Event::DocumentStart(_) => {
@@ -116,10 +113,7 @@ impl Builder<'_> {
     ) -> Result<Node, YamlError> {
         let mut stack: Vec<Frame> = Vec::new();
         let mut root: Option<Node> = None;
-        loop {
-            let Some(event) = parser.next_event() else {
-                break;
-            };
+        while let Some(event) = parser.next_event() {
             let (event, span) = event.map_err(|e| scan_error(&e, self.offsets))?;
             let complete: Option<(Node, usize)> = match event {
                 Event::DocumentEnd => break,

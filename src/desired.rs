@@ -44,7 +44,12 @@ impl Desired {
 pub type AssignedDisks = BTreeMap<ResourceId, BTreeMap<String, BoundDisk>>;
 
 /// Converts the selected Apps (all Apps when `only` is empty).
-pub fn build(project: &Project, tree: &FileTree, only: &[ResourceId], disks: &AssignedDisks) -> Desired {
+pub fn build(
+    project: &Project,
+    tree: &FileTree,
+    only: &[ResourceId],
+    disks: &AssignedDisks,
+) -> Desired {
     let mut out = Desired::default();
     for f in &project.app_files {
         if !f.errors.is_empty() {
@@ -63,7 +68,12 @@ pub fn build(project: &Project, tree: &FileTree, only: &[ResourceId], disks: &As
 }
 
 /// Loads the compose project of one App and converts it.
-pub fn build_app(kom: &KomSet, tree: &FileTree, app: &App, disks: &BTreeMap<String, BoundDisk>) -> AppOutcome {
+pub fn build_app(
+    kom: &KomSet,
+    tree: &FileTree,
+    app: &App,
+    disks: &BTreeMap<String, BoundDisk>,
+) -> AppOutcome {
     let fail = |errs: Vec<Diagnostic>| AppOutcome {
         app_id: app.meta.id.clone(),
         result: Err(errs),
@@ -71,9 +81,12 @@ pub fn build_app(kom: &KomSet, tree: &FileTree, app: &App, disks: &BTreeMap<Stri
     };
     let Some(ctx) = context(kom, app) else {
         return fail(vec![
-            Diagnostic::error("kom-missing-parent", "the App's Cluster, Provider or Workspace is not loaded")
-                .at(app.meta.origin.path.clone(), app.meta.origin.span)
-                .resource(app.meta.id.to_string()),
+            Diagnostic::error(
+                "kom-missing-parent",
+                "the App's Cluster, Provider or Workspace is not loaded",
+            )
+            .at(app.meta.origin.path.clone(), app.meta.origin.span)
+            .resource(app.meta.id.to_string()),
         ]);
     };
     let located = match locate_compose(tree, app) {
@@ -91,16 +104,26 @@ pub fn build_app(kom: &KomSet, tree: &FileTree, app: &App, disks: &BTreeMap<Stri
         }
     }
     vars.extend(app.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let loaded = match compose::load_compose(&located.text, &located.file, &vars, located.line_offset) {
-        Ok(l) => l,
-        Err(errs) => {
-            return fail(errs.into_iter().map(|d| d.resource(app.meta.id.to_string())).collect());
-        }
-    };
+    let loaded =
+        match compose::load_compose(&located.text, &located.file, &vars, located.line_offset) {
+            Ok(l) => l,
+            Err(errs) => {
+                return fail(
+                    errs.into_iter()
+                        .map(|d| d.resource(app.meta.id.to_string()))
+                        .collect(),
+                );
+            }
+        };
     let classes = app
         .volumes
         .iter()
-        .filter_map(|v| Some((v.name.clone(), provider::volume_class(&ctx.provider.driver, v)?)))
+        .filter_map(|v| {
+            Some((
+                v.name.clone(),
+                provider::volume_class(&ctx.provider.driver, v)?,
+            ))
+        })
         .collect();
     let boundary = match &app.ref_base {
         RefBase::Dir(d) => d.clone(),
@@ -177,7 +200,9 @@ fn locate_compose(tree: &FileTree, app: &App) -> Result<LocatedCompose, Diagnost
         }),
         (ComposeRef::File(p), RefBase::None) => Err(err(
             "refbase",
-            format!("compose `file:{p}` not allowed: this App is not defined in an app file (RefBase is empty)"),
+            format!(
+                "compose `file:{p}` not allowed: this App is not defined in an app file (RefBase is empty)"
+            ),
             "define the App in the app's kompoxapp.yml, or inline the compose text",
         )),
         (ComposeRef::File(p), RefBase::Dir(dir)) => {
@@ -188,12 +213,20 @@ fn locate_compose(tree: &FileTree, app: &App) -> Result<LocatedCompose, Diagnost
                     "keep the compose file inside the app directory",
                 ));
             }
-            let path = tree
-                .resolve(dir, p, dir)
-                .map_err(|e| err("compose-file", format!("compose `file:{p}`: {e}"), "use a relative path inside the app directory"))?;
-            let text = tree
-                .read_text(&path)
-                .map_err(|e| err("compose-file", format!("compose `file:{p}`: {e}"), "check the path in spec.compose"))?;
+            let path = tree.resolve(dir, p, dir).map_err(|e| {
+                err(
+                    "compose-file",
+                    format!("compose `file:{p}`: {e}"),
+                    "use a relative path inside the app directory",
+                )
+            })?;
+            let text = tree.read_text(&path).map_err(|e| {
+                err(
+                    "compose-file",
+                    format!("compose `file:{p}`: {e}"),
+                    "check the path in spec.compose",
+                )
+            })?;
             Ok(LocatedCompose {
                 text: text.to_string(),
                 base_dir: Some(source::parent_dir(&path).to_string()),

@@ -13,7 +13,7 @@
 
 pub mod compose;
 pub mod convert;
-//TMP pub mod desired;
+pub mod desired;
 pub mod diag;
 pub mod hash;
 pub mod kom;

@@ -12,10 +12,9 @@ use super::values;
 use crate::diag::Diagnostic;
 use crate::model::{
     App, AppIngress, AppPolicy, AppVolume, BoxSpec, Certificate, Cluster, ClusterIngress,
-    ComposeRef, Defaults, IngressRule, Kind, KubeconfigRef, Meta, NetworkPolicy,
-    NetworkPolicyPort, NetworkPolicyRule, Origin, Placement, Protection, ProtectionLevel,
-    Provider, RefBase, ResourceId, SnapshotPolicy, VolumeType, Workspace, WorkspacePolicy,
-    ZoneFailover,
+    ComposeRef, Defaults, IngressRule, Kind, KubeconfigRef, Meta, NetworkPolicy, NetworkPolicyPort,
+    NetworkPolicyRule, Origin, Placement, Protection, ProtectionLevel, Provider, RefBase,
+    ResourceId, SnapshotPolicy, VolumeType, Workspace, WorkspacePolicy, ZoneFailover,
 };
 use crate::yaml::{Limits, Node, Span, parse_documents};
 
@@ -239,12 +238,7 @@ fn parse_document(
     out.diags.append(&mut cx.diags);
 }
 
-fn envelope_string(
-    cx: &mut Cx,
-    doc: &Node,
-    key: &str,
-    index: usize,
-) -> Option<(String, Span)> {
+fn envelope_string(cx: &mut Cx, doc: &Node, key: &str, index: usize) -> Option<(String, Span)> {
     match doc.get(key) {
         Some(n) if n.is_scalar() && !n.is_null() => {
             Some((n.scalar_text().unwrap_or_default(), n.span))
@@ -330,7 +324,10 @@ fn parse_meta(
                 RULE_INVALID_ID,
                 id_node.span,
                 format!("invalid Resource ID \"{id_text}\": {e}"),
-                format!("for this {kind_name} it looks like \"{}\"", example_id(kind, &name)),
+                format!(
+                    "for this {kind_name} it looks like \"{}\"",
+                    example_id(kind, &name)
+                ),
             );
             return (None, id_node.span);
         }
@@ -341,10 +338,11 @@ fn parse_meta(
         cx.error_help(
             RULE_INVALID_ID,
             id_node.span,
+            format!("Resource ID \"{id}\" names a `{short}`, but the document is a {kind_name}"),
             format!(
-                "Resource ID \"{id}\" names a `{short}`, but the document is a {kind_name}"
+                "for this {kind_name} it looks like \"{}\"",
+                example_id(kind, &name)
             ),
-            format!("for this {kind_name} it looks like \"{}\"", example_id(kind, &name)),
         );
         return (None, id_node.span);
     }
@@ -389,7 +387,10 @@ fn parse_defaults(cx: &mut Cx, doc: &Node, origin: Origin, out: &mut FileDocs) {
         &["name", "labels", "annotations"],
     );
     // The original requires a name even here (reference §3.7).
-    if md.and_then(|m| cx.nonempty(m, "name", "metadata")).is_none() {
+    if md
+        .and_then(|m| cx.nonempty(m, "name", "metadata"))
+        .is_none()
+    {
         cx.error(
             RULE_DEFAULTS,
             md.map_or(origin.span, |m| m.span),
@@ -631,7 +632,11 @@ fn parse_compose(cx: &mut Cx, text: &str, spec: &Node, doc: &Node) -> (ComposeRe
     if let Some(path) = value.trim().strip_prefix("file:") {
         let path = path.trim();
         if path.is_empty() {
-            cx.invalid(node, "spec.compose", "`file:` needs a path, e.g. file:compose.yml");
+            cx.invalid(
+                node,
+                "spec.compose",
+                "`file:` needs a path, e.g. file:compose.yml",
+            );
             return empty;
         }
         return (ComposeRef::File(path.to_string()), node.span);
@@ -719,11 +724,7 @@ fn parse_volumes(cx: &mut Cx, spec: &Node) -> Vec<AppVolume> {
     let mut vols: Vec<AppVolume> = Vec::new();
     for (i, v) in cx.seq(spec, "volumes", "spec").iter().enumerate() {
         let vp = format!("spec.volumes[{i}]");
-        let Some(v) = cx.map(
-            Some(v),
-            &vp,
-            &["name", "size", "type", "options", "source"],
-        ) else {
+        let Some(v) = cx.map(Some(v), &vp, &["name", "size", "type", "options", "source"]) else {
             continue;
         };
         let name = cx.string(v, "name", &vp).unwrap_or_default();
@@ -748,11 +749,7 @@ fn parse_volumes(cx: &mut Cx, spec: &Node) -> Vec<AppVolume> {
         }
         let size_bytes = match v.get("size").filter(|n| !n.is_null()) {
             None => {
-                cx.invalid(
-                    v,
-                    &format!("{vp}.size"),
-                    "is required (e.g. size: 32Gi)",
-                );
+                cx.invalid(v, &format!("{vp}.size"), "is required (e.g. size: 32Gi)");
                 0
             }
             Some(n) => match n.as_str().filter(|_| n.is_scalar()) {
@@ -767,7 +764,10 @@ fn parse_volumes(cx: &mut Cx, spec: &Node) -> Vec<AppVolume> {
                     cx.invalid(
                         n,
                         &format!("{vp}.size"),
-                        format!("expected bytes or a quantity like 32Gi, found {}", n.kind_name()),
+                        format!(
+                            "expected bytes or a quantity like 32Gi, found {}",
+                            n.kind_name()
+                        ),
                     );
                     0
                 }
@@ -885,7 +885,11 @@ pub(crate) fn parse_network_policy(cx: &mut Cx, spec: &Node, path: &str) -> Netw
         let from_nodes = cx.seq(r, "from", &rp);
         let port_nodes = cx.seq(r, "ports", &rp);
         if from_nodes.is_empty() && port_nodes.is_empty() {
-            cx.invalid(r, &rp, "the rule is empty (it must specify `from` or `ports`)");
+            cx.invalid(
+                r,
+                &rp,
+                "the rule is empty (it must specify `from` or `ports`)",
+            );
             continue;
         }
         if from_nodes.is_empty() {

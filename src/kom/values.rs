@@ -59,7 +59,9 @@ pub fn parse_quantity(text: &str) -> Result<u64, String> {
             if e >= 0 {
                 num = pow(10, e as u32)?;
             } else {
-                den = den.checked_mul(pow(10, e.unsigned_abs())?).ok_or_else(bad)?;
+                den = den
+                    .checked_mul(pow(10, e.unsigned_abs())?)
+                    .ok_or_else(bad)?;
             }
         }
         _ => return Err(bad()),
@@ -154,7 +156,9 @@ pub fn check_cron(text: &str) -> Result<(), String> {
 /// `d` or `w` (`30m`, `720h`, `7d`, `4w`).
 pub fn check_max_age(text: &str) -> Result<(), String> {
     let s = text.trim();
-    let bad = || format!("`{text}` is not an age: use a number and a unit m, h, d or w (e.g. 7d, 720h, 30m)");
+    let bad = || {
+        format!("`{text}` is not an age: use a number and a unit m, h, d or w (e.g. 7d, 720h, 30m)")
+    };
     let Some(unit) = s.chars().last() else {
         return Err(bad());
     };

@@ -48,8 +48,11 @@ pub fn interpolate_str(
 /// Keys stay as written because compose does not interpolate them either
 /// (a service name must not depend on the environment); `x-*` values are
 /// interpolated like any other value. Keeping `plain` lets `replicas: ${N}`
-/// still read as a number afterwards. A scalar with an error is left as it
-/// was. Besides errors, one warning (rule `compose-variable-unset`) is
+/// still read as a number afterwards. One exception: a plain scalar whose
+/// result would read as null (`""`, `~`, `null`) becomes quoted, because
+/// compose interpolates after typing, so `A: ${UNSET}` is the empty string
+/// there, and a null in `environment` would mean something else. A scalar
+/// with an error is left as it was. Besides errors, one warning (rule `compose-variable-unset`) is
 /// returned per variable that was used without a value or default, where
 /// compose would print "variable is not set"; use `diag::has_errors` to
 /// decide whether loading failed.
@@ -67,13 +70,16 @@ pub fn interpolate_tree(
     while let Some(n) = stack.pop() {
         let span = n.span;
         match &mut n.value {
-            Value::Scalar { text, .. } => {
+            Value::Scalar { text, plain } => {
                 if !text.contains('$') {
                     continue;
                 }
                 let mut unset = Vec::new();
                 match interpolate_collecting(text, vars, &mut unset) {
                     Ok(out) => {
+                        if is_null_text(&out) {
+                            *plain = false;
+                        }
                         *text = out;
                         for name in unset {
                             if warned.insert(name.clone()) {
@@ -298,6 +304,11 @@ impl<'a> Parser<'a> {
             op: Some((op, arg)),
         })
     }
+}
+
+/// Texts a plain scalar reads as null (see `Node::is_null`).
+fn is_null_text(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
 fn push_text<'a>(parts: &mut Vec<Part<'a>>, text: &'a str) {
@@ -678,7 +689,31 @@ mod tests {
         assert_eq!(diags[0].span.unwrap().line, 1);
         assert!(diags[1].message.contains("OTHER"));
         assert!(!crate::diag::has_errors(&diags));
+        // Empty, not null: compose interpolates after typing.
         assert_eq!(node.get("a").unwrap().as_str(), Some(""));
+    }
+
+    #[test]
+    fn tree_result_that_reads_as_null_becomes_quoted() {
+        let mut node = tree("a: ${EMPTY}\nb: ${TILDE}\nc: ${N}\nd: '${EMPTY}'\n");
+        let v: BTreeMap<String, String> = [("EMPTY", ""), ("TILDE", "~"), ("N", "7")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(interpolate_tree(&mut node, &v, "f").is_empty());
+        for key in ["a", "b", "d"] {
+            let n = node.get(key).unwrap();
+            assert!(!n.is_null(), "{key}");
+            assert!(
+                matches!(n.value, Value::Scalar { plain: false, .. }),
+                "{key}"
+            );
+        }
+        assert_eq!(node.get("b").unwrap().as_str(), Some("~"));
+        assert!(matches!(
+            node.get("c").unwrap().value,
+            Value::Scalar { plain: true, .. }
+        ));
     }
 
     #[test]

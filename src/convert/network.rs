@@ -318,11 +318,17 @@ pub fn network_policy(n: &Names, ctx: AppContext<'_>) -> Object {
     })];
     for rule in &ctx.app.network_policy.ingress_rules {
         let mut r = serde_json::Map::new();
+        // Peers arrive as `{namespaceSelector: {...}}`; empty selectors are
+        // skipped (reference §4.9).
         let from: Vec<Json> = rule
             .from
             .iter()
-            .filter(|f| f.as_object().is_some_and(|o| !o.is_empty()))
-            .map(|f| json!({"namespaceSelector": f}))
+            .filter(|f| {
+                f.get("namespaceSelector")
+                    .and_then(Json::as_object)
+                    .is_some_and(|o| !o.is_empty())
+            })
+            .cloned()
             .collect();
         if !from.is_empty() {
             r.insert("from".into(), Json::Array(from));

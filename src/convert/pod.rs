@@ -282,6 +282,16 @@ fn container(
     if let Some(cmd) = &svc.command {
         c.insert("args".into(), json!(cmd));
     }
+    for (k, _) in svc.environment.iter().filter(|(_, v)| v.is_none()) {
+        cx.warn(
+            "environment-unset",
+            svc.span,
+            format!(
+                "`{k}` in service `{}` has no value and is dropped: Kompox never reads the host environment (set it in .env or spec.settings and write `{k}: ${{{k}}}`)",
+                svc.name
+            ),
+        );
+    }
     let env: Vec<Json> = svc
         .environment
         .iter()

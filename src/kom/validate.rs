@@ -50,6 +50,8 @@ pub(crate) fn assemble(
     let mut defined = origins(base);
     let parents: BTreeSet<ResourceId> = defined.keys().cloned().collect();
     let mut accepted: BTreeSet<ResourceId> = BTreeSet::new();
+    // Documents rejected here: their children are not reported again.
+    let mut rejected: BTreeSet<ResourceId> = BTreeSet::new();
     let mut out = KomSet::default();
     for doc in docs {
         let meta = doc.object.meta();
@@ -74,7 +76,7 @@ pub(crate) fn assemble(
         if let Some(parent) = id.parent() {
             let exists = parents.contains(&parent) || accepted.contains(&parent);
             if !exists {
-                if !invalid.contains(&parent) {
+                if !invalid.contains(&parent) && !rejected.contains(&parent) {
                     let pkind = parent.kind().map_or("parent", |k| k.kom_name());
                     diags.push(
                         Diagnostic::error(
@@ -88,6 +90,7 @@ pub(crate) fn assemble(
                         )),
                     );
                 }
+                rejected.insert(id.clone());
                 continue;
             }
         }

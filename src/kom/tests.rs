@@ -1141,3 +1141,44 @@ fn all_errors_of_a_load_are_reported_together() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn app_globs_do_not_cross_directories_unless_double_star() {
+    let mk = |glob: &str| {
+        tree(&[
+            (".kompox/config.yml", &format!("apps: ['{glob}']\n")),
+            (".kompox/kom/s.yml", &shared()),
+            ("apps/a/kompoxapp.yml", &app("a", "compose: file:c.yml")),
+            (
+                "apps/team/b/kompoxapp.yml",
+                &app("b", "compose: file:c.yml"),
+            ),
+        ])
+    };
+    let p = loaded(load_project(&mk("apps/*/kompoxapp.yml"), &at("")));
+    assert_eq!(p.app_files.len(), 1);
+    let p = loaded(load_project(&mk("apps/**/kompoxapp.yml"), &at("")));
+    assert_eq!(p.app_files.len(), 2);
+    assert_eq!(p.kom.apps[1].ref_base, RefBase::Dir("apps/team/b".into()));
+    let p = loaded(load_project(&mk("nothing/*.yml"), &at("")));
+    assert!(p.app_files.is_empty());
+    assert!(p.warnings[0].message.contains("matches no file"));
+}
+
+#[test]
+fn diagnostics_render_with_file_line_rule_and_resource() {
+    let text = [
+        doc("Workspace", WS, ""),
+        doc("Provider", PRV, ""),
+        doc("Cluster", CLS, "existing: maybe"),
+    ]
+    .join("---\n");
+    let t = tree(&[(".kompox/kom/clusters.yml", &text)]);
+    let e = errors(load_project(&t, &at("")));
+    assert_eq!(
+        e[0].to_string(),
+        format!(
+            ".kompox/kom/clusters.yml:22:13: error[kom-invalid-field]: expected a boolean (true or false) for `spec.existing`, found a string (in {CLS})"
+        )
+    );
+}

@@ -165,7 +165,8 @@ impl FileTree {
     }
 
     /// Adds (or replaces) a file; see [`FileTree::from_files`] for which
-    /// paths are accepted.
+    /// paths are accepted. A file over the tree's size limit is recorded as
+    /// [`Entry::TooLarge`], as [`FileTree::read_dir`] would.
     pub fn add_file(&mut self, path: &str, bytes: Vec<u8>) -> &mut Self {
         let limit = self.limits.max_file_bytes;
         let size = bytes.len() as u64;

@@ -48,7 +48,10 @@ pub fn parse_env_file(path: &str, bytes: &[u8]) -> Result<Vec<(String, String)>,
     }
 }
 
-/// Merges several files in order (later wins; keeps first-seen key order), then validates the merged data (keys, control chars, 1,000,000-byte total).
+/// Merges several files in order (later wins), then validates the merged data (keys, control chars, 1,000,000-byte total).
+///
+/// The result is sorted by key (a `BTreeMap`), so the Secret and its content
+/// hash do not depend on file order beyond which value wins.
 ///
 /// Validation runs on the merged result, not per file, because the limit
 /// is on the Secret that is finally written, and a value overridden by a

@@ -94,10 +94,26 @@ impl<'s> Cx<'s> {
         path: &str,
         known: &[&str],
     ) -> Option<&'n Node> {
+        let node = self.mapping(node, path)?;
+        self.warn_unknown(node, path, known);
+        Some(node)
+    }
+
+    /// Like [`Cx::map`] without the unknown-key check (for a caller that
+    /// makes it later, once it can name the document).
+    pub fn mapping<'n>(&mut self, node: Option<&'n Node>, path: &str) -> Option<&'n Node> {
         let node = node.filter(|n| !n.is_null())?;
-        let Some(entries) = node.as_map() else {
+        if node.as_map().is_none() {
             self.expected(node, path, "a mapping");
             return None;
+        }
+        Some(node)
+    }
+
+    /// Warns about each key of a mapping that is not in `known`.
+    pub fn warn_unknown(&mut self, node: &Node, path: &str, known: &[&str]) {
+        let Some(entries) = node.as_map() else {
+            return;
         };
         for (k, _) in entries {
             let key = k.scalar_text().unwrap_or_default();
@@ -117,7 +133,6 @@ impl<'s> Cx<'s> {
             let d = self.finish(d, k.span);
             self.diags.push(d);
         }
-        Some(node)
     }
 
     /// A non-null field of a mapping.

@@ -265,6 +265,8 @@ fn envelope_string(cx: &mut Cx, doc: &Node, key: &str, index: usize) -> Option<(
     }
 }
 
+const META_KEYS: &[&str] = &["name", "labels", "annotations"];
+
 /// `metadata`: name, labels, annotations and the Resource ID. Returns
 /// `None` when the document cannot be identified.
 fn parse_meta(
@@ -274,11 +276,23 @@ fn parse_meta(
     origin: Origin,
     kind_name: &str,
 ) -> (Option<Meta>, Span) {
-    let Some(md) = cx.map(
-        doc.get("metadata"),
-        "metadata",
-        &["name", "labels", "annotations"],
-    ) else {
+    let result = identify(cx, doc, kind, origin, kind_name);
+    // Unknown metadata keys are reported once the document is identified,
+    // so that the warning can name it.
+    if let Some(md) = doc.get("metadata") {
+        cx.warn_unknown(md, "metadata", META_KEYS);
+    }
+    result
+}
+
+fn identify(
+    cx: &mut Cx,
+    doc: &Node,
+    kind: Kind,
+    origin: Origin,
+    kind_name: &str,
+) -> (Option<Meta>, Span) {
+    let Some(md) = cx.mapping(doc.get("metadata"), "metadata") else {
         if doc.get("metadata").is_none_or(Node::is_null) {
             cx.error(
                 RULE_INVALID_DOCUMENT,
@@ -357,7 +371,8 @@ fn parse_meta(
         );
         return (None, id_node.span);
     }
-    cx.what = format!("{kind_name} \"{id}\"");
+    // From here on diagnostics carry the Resource ID as their resource.
+    cx.what = kind_name.to_string();
     (
         Some(Meta {
             id,
@@ -381,11 +396,7 @@ fn example_id(kind: Kind, name: &str) -> String {
 }
 
 fn parse_defaults(cx: &mut Cx, doc: &Node, origin: Origin, out: &mut FileDocs) {
-    let md = cx.map(
-        doc.get("metadata"),
-        "metadata",
-        &["name", "labels", "annotations"],
-    );
+    let md = cx.map(doc.get("metadata"), "metadata", META_KEYS);
     // The original requires a name even here (reference §3.7).
     if md
         .and_then(|m| cx.nonempty(m, "name", "metadata"))

@@ -503,21 +503,36 @@ fn unknown_fields_are_warnings_with_file_and_line() {
             &app(
                 "web",
                 "compose: file:c.yml\nvolumse: []\ningress:\n  rulez: []",
-            ),
+            )
+            .replace("  name: web\n", "  name: web\n  namespace: default\n"),
         ),
     ]);
     let p = loaded(load_project(&t, &at("")));
-    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
-    let w = &p.warnings[0];
+    assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
+    let m = &p.warnings[0];
+    assert_eq!(
+        m.message,
+        "unknown field `metadata.namespace` in App; it is ignored"
+    );
+    assert_eq!(m.span.unwrap().line, 5);
+    assert_eq!(
+        m.resource.as_deref(),
+        Some(format!("{CLS}/app/web").as_str())
+    );
+    let w = &p.warnings[1];
     assert_eq!(w.rule, "kom-unknown-field");
     assert_eq!(w.file.as_deref(), Some("kompoxapp.yml"));
-    assert_eq!(w.span.unwrap().line, 9);
+    assert_eq!(w.span.unwrap().line, 10);
     assert_eq!(
         w.message,
-        format!("unknown field `spec.volumse` in App \"{CLS}/app/web\"; it is ignored")
+        "unknown field `spec.volumse` in App; it is ignored"
     );
     assert_eq!(w.help.as_deref(), Some("did you mean `spec.volumes`?"));
-    assert!(p.warnings[1].message.contains("`spec.ingress.rulez`"));
+    assert_eq!(
+        w.resource.as_deref(),
+        Some(format!("{CLS}/app/web").as_str())
+    );
+    assert!(p.warnings[2].message.contains("`spec.ingress.rulez`"));
 }
 
 #[test]

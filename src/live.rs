@@ -1,0 +1,531 @@
+//! Live state (observe stage's value; this module is pure): the Kubernetes
+//! objects, cloud disks and snapshots the plan compares the desired state
+//! with, and the per-app inventory that pruning is based on.
+//!
+//! Live comes either from `observe` (a cluster and a driver), from a JSON
+//! file (`kompoxops plan --live F`, documented in `docs/plan-json.md`) or
+//! is empty (`--offline`). This module parses a value — the caller reads the
+//! file — and never touches the filesystem, the clock or the environment.
+//!
+//! Guarantees: parsing never panics on input; every object keeps the exact
+//! body the API server returned (managedFields included, so the planner can
+//! tell which fields `kompoxops` owns); the inventory written by
+//! [`inventory_object`] is read back by [`Live::inventories`] unchanged.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value as Json, json};
+
+use crate::convert::{AppDesired, Object};
+use crate::model::ResourceId;
+
+/// Name of the inventory ConfigMap in each app namespace (DECISIONS 8).
+pub const INVENTORY_NAME: &str = "kompox-inventory";
+/// Label that marks a ConfigMap as a Kompox inventory.
+pub const INVENTORY_LABEL: &str = "kompox.dev/inventory";
+/// Annotation carrying the App Resource ID the inventory belongs to.
+pub const INVENTORY_APP_ANNOTATION: &str = "kompox.dev/app-id";
+/// Key of the inventory ConfigMap's data holding the object lines.
+pub const INVENTORY_DATA_KEY: &str = "objects";
+
+/// Errors reading a live document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveError {
+    #[error("live file is not valid JSON for the live format: {0}")]
+    Json(String),
+    #[error("live `objects` must be a Kubernetes List (`kind: List` with `items`), found kind `{0}`")]
+    NotAList(String),
+    #[error("live `objects.items[{index}]` has no `{field}`")]
+    ObjectField { index: usize, field: &'static str },
+}
+
+/// Everything observed: objects Kompox owns, disks and snapshots.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    pub objects: Vec<LiveObject>,
+    pub disks: Vec<LiveDisk>,
+    pub snapshots: Vec<LiveSnapshot>,
+}
+
+/// One object as the API server returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveObject {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The full object, server-set fields included.
+    pub body: Json,
+}
+
+/// A cloud disk, in the shape of `kompoxops disk list -o json`.
+///
+/// Disks are keyed by the cluster-independent app id hash (the cloud tag
+/// `kompox-app-id-hash`), so one file can describe the disks of many apps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveDisk {
+    pub name: String,
+    #[serde(alias = "volumeName", alias = "volume_name")]
+    pub volume: String,
+    #[serde(alias = "appIdHash")]
+    pub app_id_hash: String,
+    #[serde(default)]
+    pub assigned: bool,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub zone: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub options: BTreeMap<String, Json>,
+    /// The driver's volume handle (hashed into PV/PVC names).
+    #[serde(default)]
+    pub handle: String,
+    #[serde(default, alias = "createdAt", deserialize_with = "empty_as_none")]
+    pub created_at: Option<String>,
+    #[serde(default, alias = "updatedAt", deserialize_with = "empty_as_none")]
+    pub updated_at: Option<String>,
+}
+
+/// A cloud snapshot, in the shape of `kompoxops snapshot list -o json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveSnapshot {
+    pub name: String,
+    #[serde(alias = "volumeName", alias = "volume_name")]
+    pub volume: String,
+    #[serde(alias = "appIdHash")]
+    pub app_id_hash: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub handle: String,
+    #[serde(default, alias = "createdAt", deserialize_with = "empty_as_none")]
+    pub created_at: Option<String>,
+}
+
+fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v: Option<String> = Option::deserialize(d)?;
+    Ok(v.filter(|s| !s.is_empty()))
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The on-disk live document. Unknown top-level keys are rejected so a
+/// plan JSON or a bare `kubectl` List passed by mistake gets a clear error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveFile {
+    #[serde(default)]
+    objects: Option<Json>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    disks: Vec<LiveDisk>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    snapshots: Vec<LiveSnapshot>,
+}
+
+impl Live {
+    /// No live state (`--offline`): everything is planned as new.
+    pub fn empty() -> Live {
+        Live::default()
+    }
+
+    /// Parses `{"objects": <kubectl List>, "disks": [...], "snapshots": [...]}`;
+    /// every key may be absent.
+    pub fn from_json(text: &str) -> Result<Live, LiveError> {
+        let file: LiveFile = serde_json::from_str(text).map_err(|e| LiveError::Json(e.to_string()))?;
+        let objects = match file.objects {
+            None | Some(Json::Null) => Vec::new(),
+            Some(list) => parse_list(list)?,
+        };
+        Ok(Live {
+            objects,
+            disks: file.disks,
+            snapshots: file.snapshots,
+        })
+    }
+
+    /// Every inventory found in the live objects, sorted by app id then
+    /// namespace. An inventory whose app id annotation is missing or not a
+    /// Resource ID cannot be attributed to an app and is returned as an
+    /// error, so the planner can say why it was not used.
+    pub fn inventories(&self) -> Vec<Result<Inventory, InventoryError>> {
+        let mut out: Vec<Result<Inventory, InventoryError>> = self
+            .objects
+            .iter()
+            .filter(|o| is_inventory(o))
+            .map(Inventory::parse)
+            .collect();
+        out.sort_by_key(|r| match r {
+            Ok(i) => (0, i.app_id.to_string(), i.namespace.clone()),
+            Err(e) => (1, e.to_string(), String::new()),
+        });
+        out
+    }
+
+    /// True when a PersistentVolumeClaim exists in the namespace.
+    pub fn namespace_holds_pvc(&self, namespace: &str) -> bool {
+        self.objects
+            .iter()
+            .any(|o| o.kind == "PersistentVolumeClaim" && o.namespace.as_deref() == Some(namespace))
+    }
+}
+
+fn parse_list(list: Json) -> Result<Vec<LiveObject>, LiveError> {
+    let kind = list.get("kind").and_then(Json::as_str).unwrap_or("");
+    if !kind.ends_with("List") {
+        return Err(LiveError::NotAList(kind.to_string()));
+    }
+    let Json::Object(mut map) = list else {
+        return Err(LiveError::NotAList(String::new()));
+    };
+    let items = match map.remove("items") {
+        Some(Json::Array(items)) => items,
+        None | Some(Json::Null) => Vec::new(),
+        Some(_) => return Err(LiveError::NotAList(kind.to_string())),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| LiveObject::from_body(body).map_err(|field| LiveError::ObjectField { index, field }))
+        .collect()
+}
+
+impl LiveObject {
+    /// Reads the identity of an object; `Err(field)` names what is missing.
+    pub fn from_body(body: Json) -> Result<LiveObject, &'static str> {
+        let s = |p: &str| body.pointer(p).and_then(Json::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(LiveObject {
+            api_version: s("/apiVersion").ok_or("apiVersion")?,
+            kind: s("/kind").ok_or("kind")?,
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name").ok_or("metadata.name")?,
+            body,
+        })
+    }
+
+    /// A live object standing for a desired one (tests, and planning the
+    /// desired state against itself).
+    pub fn from_object(o: &Object) -> LiveObject {
+        LiveObject {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+            body: o.body.clone(),
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.api_version, &self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+/// Identity of an object across API versions: group (not version), kind,
+/// namespace, name — `apps/v1` and `apps/v1beta2` name the same Deployment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+        ObjectKey {
+            group: api_group(api_version).to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.unwrap_or("").to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn of(o: &Object) -> ObjectKey {
+        ObjectKey::new(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)
+    }
+}
+
+/// `apps/v1` → `apps`; `v1` → `` (the core group).
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+/// One line of an inventory: an object Kompox applied.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InventoryEntry {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl InventoryEntry {
+    /// `<apiVersion>/<Kind>/<namespace or empty>/<name>`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.api_version,
+            self.kind,
+            self.namespace.as_deref().unwrap_or(""),
+            self.name
+        )
+    }
+
+    /// Parses a line from the right: names, namespaces and kinds have no
+    /// `/`, an apiVersion may (`apps/v1`).
+    pub fn parse(line: &str) -> Option<InventoryEntry> {
+        let mut parts = line.rsplitn(4, '/');
+        let name = parts.next()?;
+        let namespace = parts.next()?;
+        let kind = parts.next()?;
+        let api_version = parts.next()?;
+        if name.is_empty() || kind.is_empty() || api_version.is_empty() {
+            return None;
+        }
+        Some(InventoryEntry {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+            name: name.to_string(),
+        })
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.api_version, &self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+/// What Kompox applied for one app, read from its inventory ConfigMap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    pub app_id: ResourceId,
+    /// Namespace of the inventory ConfigMap.
+    pub namespace: String,
+    /// Sorted, duplicates removed.
+    pub entries: Vec<InventoryEntry>,
+    /// Lines that could not be read (never pruned).
+    pub bad_lines: Vec<String>,
+}
+
+/// An inventory that cannot be attributed to an app.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    #[error("inventory {namespace}/{name} has no `kompox.dev/app-id` annotation; it is not used for pruning")]
+    NoAppId { namespace: String, name: String },
+    #[error("inventory {namespace}/{name}: app id `{value}` is not a Resource ID ({reason}); it is not used for pruning")]
+    BadAppId {
+        namespace: String,
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+fn is_inventory(o: &LiveObject) -> bool {
+    o.kind == "ConfigMap"
+        && o.api_version == "v1"
+        && o.name == INVENTORY_NAME
+        && o.body
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(INVENTORY_LABEL))
+            .and_then(Json::as_str)
+            == Some("true")
+}
+
+impl Inventory {
+    fn parse(o: &LiveObject) -> Result<Inventory, InventoryError> {
+        let namespace = o.namespace.clone().unwrap_or_default();
+        let value = o
+            .body
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(INVENTORY_APP_ANNOTATION))
+            .and_then(Json::as_str)
+            .ok_or_else(|| InventoryError::NoAppId {
+                namespace: namespace.clone(),
+                name: o.name.clone(),
+            })?;
+        let app_id: ResourceId = value.parse().map_err(|e: crate::model::ResourceIdError| InventoryError::BadAppId {
+            namespace: namespace.clone(),
+            name: o.name.clone(),
+            value: value.to_string(),
+            reason: e.to_string(),
+        })?;
+        let text = o
+            .body
+            .pointer("/data")
+            .and_then(|d| d.get(INVENTORY_DATA_KEY))
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        let mut entries = Vec::new();
+        let mut bad_lines = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match InventoryEntry::parse(line) {
+                Some(e) => entries.push(e),
+                None => bad_lines.push(line.to_string()),
+            }
+        }
+        entries.sort();
+        entries.dedup();
+        Ok(Inventory {
+            app_id,
+            namespace,
+            entries,
+            bad_lines,
+        })
+    }
+}
+
+/// The inventory ConfigMap of an app: one line per object the apply stage
+/// writes, sorted. Pending objects (names known after apply) are left out:
+/// the apply stage converts again once the disk exists and writes the
+/// inventory from that result. The plan never shows the inventory itself
+/// as a change.
+pub fn inventory_object(app: &AppDesired) -> Object {
+    let mut lines: Vec<String> = app
+        .objects
+        .iter()
+        .filter(|o| !o.pending)
+        .map(|o| {
+            InventoryEntry {
+                api_version: o.api_version.clone(),
+                kind: o.kind.clone(),
+                namespace: o.namespace.clone(),
+                name: o.name.clone(),
+            }
+            .line()
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let name = app.app_id.name();
+    Object::new(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": INVENTORY_NAME,
+            "namespace": app.namespace,
+            "labels": {
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/instance": format!("{name}-{}", app.hashes.instance),
+                "app.kubernetes.io/managed-by": "kompox",
+                "kompox.dev/app-instance-hash": app.hashes.instance,
+                "kompox.dev/app-id-hash": app.hashes.app_id,
+                INVENTORY_LABEL: "true",
+            },
+            "annotations": {INVENTORY_APP_ANNOTATION: app.app_id.to_string()},
+        },
+        "data": {INVENTORY_DATA_KEY: text},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_is_empty_live() {
+        assert_eq!(Live::from_json("{}").unwrap(), Live::empty());
+        assert_eq!(
+            Live::from_json(r#"{"objects": null, "disks": null}"#).unwrap(),
+            Live::empty()
+        );
+    }
+
+    #[test]
+    fn reads_kubectl_list_and_disk_list_shapes() {
+        let text = r#"{
+          "objects": {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+            "items": [
+              {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "a", "namespace": "ns", "uid": "x"}, "spec": {}},
+              {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"}}
+            ]},
+          "disks": [{"name": "data-1", "volumeName": "data", "appIdHash": "13o40q",
+                     "assigned": true, "size": 34359738368, "zone": "", "options": null,
+                     "handle": "/subscriptions/x", "createdAt": "2025-01-01T00:00:00Z",
+                     "updatedAt": "2025-01-02T00:00:00Z"}],
+          "snapshots": [{"name": "s1", "volume_name": "data", "app_id_hash": "13o40q",
+                         "size": 1, "handle": "h", "created_at": "2025-01-03T00:00:00Z"}]
+        }"#;
+        let live = Live::from_json(text).unwrap();
+        assert_eq!(live.objects.len(), 2);
+        assert_eq!(live.objects[0].namespace.as_deref(), Some("ns"));
+        assert_eq!(live.objects[1].namespace, None);
+        let d = &live.disks[0];
+        assert_eq!((d.volume.as_str(), d.app_id_hash.as_str(), d.assigned), ("data", "13o40q", true));
+        assert_eq!(d.zone, None);
+        assert!(d.options.is_empty());
+        assert_eq!(d.created_at.as_deref(), Some("2025-01-01T00:00:00Z"));
+        assert_eq!(live.snapshots[0].volume, "data");
+    }
+
+    #[test]
+    fn rejects_what_is_not_the_live_format() {
+        assert!(matches!(Live::from_json("[]"), Err(LiveError::Json(_))));
+        assert!(matches!(
+            Live::from_json(r#"{"format_version": 1}"#),
+            Err(LiveError::Json(_))
+        ));
+        assert_eq!(
+            Live::from_json(r#"{"objects": {"kind": "Deployment"}}"#),
+            Err(LiveError::NotAList("Deployment".into()))
+        );
+        assert_eq!(
+            Live::from_json(r#"{"objects": {"kind": "List", "items": [{"kind": "X", "metadata": {"name": "a"}}]}}"#),
+            Err(LiveError::ObjectField { index: 0, field: "apiVersion" })
+        );
+        assert!(matches!(
+            Live::from_json(r#"{"disks": [{"name": "d"}]}"#),
+            Err(LiveError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn inventory_lines_round_trip() {
+        for line in ["apps/v1/Deployment/ns/web", "v1/PersistentVolume//pv-1", "networking.k8s.io/v1/Ingress/ns/x"] {
+            assert_eq!(InventoryEntry::parse(line).unwrap().line(), line);
+        }
+        let pv = InventoryEntry::parse("v1/PersistentVolume//pv-1").unwrap();
+        assert_eq!(pv.namespace, None);
+        assert_eq!(pv.api_version, "v1");
+        assert_eq!(InventoryEntry::parse("Deployment/ns/web"), None);
+        assert_eq!(InventoryEntry::parse("v1/Secret/ns/"), None);
+    }
+
+    #[test]
+    fn api_groups() {
+        assert_eq!(api_group("v1"), "");
+        assert_eq!(api_group("apps/v1"), "apps");
+        assert_eq!(
+            ObjectKey::new("apps/v1", "Deployment", Some("n"), "a"),
+            ObjectKey::new("apps/v1beta2", "Deployment", Some("n"), "a")
+        );
+    }
+
+    #[test]
+    fn unattributable_inventory_is_an_error() {
+        let live = Live {
+            objects: vec![LiveObject::from_body(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": INVENTORY_NAME, "namespace": "ns", "labels": {INVENTORY_LABEL: "true"},
+                             "annotations": {INVENTORY_APP_ANNOTATION: "not-an-id"}},
+                "data": {"objects": "v1/Service/ns/a\n"},
+            }))
+            .unwrap()],
+            ..Live::default()
+        };
+        let inv = live.inventories();
+        assert!(matches!(inv[0], Err(InventoryError::BadAppId { .. })));
+    }
+}

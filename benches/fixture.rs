@@ -74,7 +74,10 @@ spec:
             )
             .into_bytes(),
         ));
-        files.push((format!("apps/{name}/web.env"), format!("SECRET_KEY=k{i}\nMODE=prod\n").into_bytes()));
+        files.push((
+            format!("apps/{name}/web.env"),
+            format!("SECRET_KEY=k{i}\nMODE=prod\n").into_bytes(),
+        ));
     }
     FileTree::from_files(files.iter().map(|(p, b)| (p.as_str(), b.clone())))
 }

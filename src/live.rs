@@ -34,7 +34,11 @@ pub const INVENTORY_DATA_KEY: &str = "objects";
 pub enum LiveError {
     #[error("live file is not valid JSON for the live format: {0}")]
     Json(String),
-    #[error("live `objects` must be a Kubernetes List (`kind: List` with `items`), found kind `{0}`")]
+    #[error("live file must be a JSON object with `objects`, `disks` and `snapshots`")]
+    NotAnObject,
+    #[error(
+        "live `objects` must be a Kubernetes List (`kind: List` with `items`), found kind `{0}`"
+    )]
     NotAList(String),
     #[error("live `objects.items[{index}]` has no `{field}`")]
     ObjectField { index: usize, field: &'static str },
@@ -139,7 +143,11 @@ impl Live {
     /// Parses `{"objects": <kubectl List>, "disks": [...], "snapshots": [...]}`;
     /// every key may be absent.
     pub fn from_json(text: &str) -> Result<Live, LiveError> {
-        let file: LiveFile = serde_json::from_str(text).map_err(|e| LiveError::Json(e.to_string()))?;
+        let value: Json = serde_json::from_str(text).map_err(|e| LiveError::Json(e.to_string()))?;
+        if !value.is_object() {
+            return Err(LiveError::NotAnObject);
+        }
+        let file = LiveFile::deserialize(value).map_err(|e| LiveError::Json(e.to_string()))?;
         let objects = match file.objects {
             None | Some(Json::Null) => Vec::new(),
             Some(list) => parse_list(list)?,
@@ -178,9 +186,13 @@ impl Live {
 }
 
 fn parse_list(list: Json) -> Result<Vec<LiveObject>, LiveError> {
-    let kind = list.get("kind").and_then(Json::as_str).unwrap_or("");
+    let kind = list
+        .get("kind")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_string();
     if !kind.ends_with("List") {
-        return Err(LiveError::NotAList(kind.to_string()));
+        return Err(LiveError::NotAList(kind));
     }
     let Json::Object(mut map) = list else {
         return Err(LiveError::NotAList(String::new()));
@@ -188,19 +200,26 @@ fn parse_list(list: Json) -> Result<Vec<LiveObject>, LiveError> {
     let items = match map.remove("items") {
         Some(Json::Array(items)) => items,
         None | Some(Json::Null) => Vec::new(),
-        Some(_) => return Err(LiveError::NotAList(kind.to_string())),
+        Some(_) => return Err(LiveError::NotAList(kind)),
     };
     items
         .into_iter()
         .enumerate()
-        .map(|(index, body)| LiveObject::from_body(body).map_err(|field| LiveError::ObjectField { index, field }))
+        .map(|(index, body)| {
+            LiveObject::from_body(body).map_err(|field| LiveError::ObjectField { index, field })
+        })
         .collect()
 }
 
 impl LiveObject {
     /// Reads the identity of an object; `Err(field)` names what is missing.
     pub fn from_body(body: Json) -> Result<LiveObject, &'static str> {
-        let s = |p: &str| body.pointer(p).and_then(Json::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let s = |p: &str| {
+            body.pointer(p)
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         Ok(LiveObject {
             api_version: s("/apiVersion").ok_or("apiVersion")?,
             kind: s("/kind").ok_or("kind")?,
@@ -223,7 +242,12 @@ impl LiveObject {
     }
 
     pub fn key(&self) -> ObjectKey {
-        ObjectKey::new(&self.api_version, &self.kind, self.namespace.as_deref(), &self.name)
+        ObjectKey::new(
+            &self.api_version,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
     }
 }
 
@@ -298,7 +322,12 @@ impl InventoryEntry {
     }
 
     pub fn key(&self) -> ObjectKey {
-        ObjectKey::new(&self.api_version, &self.kind, self.namespace.as_deref(), &self.name)
+        ObjectKey::new(
+            &self.api_version,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
     }
 }
 
@@ -317,9 +346,13 @@ pub struct Inventory {
 /// An inventory that cannot be attributed to an app.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InventoryError {
-    #[error("inventory {namespace}/{name} has no `kompox.dev/app-id` annotation; it is not used for pruning")]
+    #[error(
+        "inventory {namespace}/{name} has no `kompox.dev/app-id` annotation; it is not used for pruning"
+    )]
     NoAppId { namespace: String, name: String },
-    #[error("inventory {namespace}/{name}: app id `{value}` is not a Resource ID ({reason}); it is not used for pruning")]
+    #[error(
+        "inventory {namespace}/{name}: app id `{value}` is not a Resource ID ({reason}); it is not used for pruning"
+    )]
     BadAppId {
         namespace: String,
         name: String,
@@ -351,12 +384,15 @@ impl Inventory {
                 namespace: namespace.clone(),
                 name: o.name.clone(),
             })?;
-        let app_id: ResourceId = value.parse().map_err(|e: crate::model::ResourceIdError| InventoryError::BadAppId {
-            namespace: namespace.clone(),
-            name: o.name.clone(),
-            value: value.to_string(),
-            reason: e.to_string(),
-        })?;
+        let app_id: ResourceId =
+            value.parse().map_err(
+                |e: crate::model::ResourceIdError| InventoryError::BadAppId {
+                    namespace: namespace.clone(),
+                    name: o.name.clone(),
+                    value: value.to_string(),
+                    reason: e.to_string(),
+                },
+            )?;
         let text = o
             .body
             .pointer("/data")
@@ -463,7 +499,10 @@ mod tests {
         assert_eq!(live.objects[0].namespace.as_deref(), Some("ns"));
         assert_eq!(live.objects[1].namespace, None);
         let d = &live.disks[0];
-        assert_eq!((d.volume.as_str(), d.app_id_hash.as_str(), d.assigned), ("data", "13o40q", true));
+        assert_eq!(
+            (d.volume.as_str(), d.app_id_hash.as_str(), d.assigned),
+            ("data", "13o40q", true)
+        );
         assert_eq!(d.zone, None);
         assert!(d.options.is_empty());
         assert_eq!(d.created_at.as_deref(), Some("2025-01-01T00:00:00Z"));
@@ -472,7 +511,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_the_live_format() {
-        assert!(matches!(Live::from_json("[]"), Err(LiveError::Json(_))));
+        assert_eq!(Live::from_json("[]"), Err(LiveError::NotAnObject));
+        assert!(matches!(Live::from_json("{"), Err(LiveError::Json(_))));
         assert!(matches!(
             Live::from_json(r#"{"format_version": 1}"#),
             Err(LiveError::Json(_))
@@ -482,8 +522,13 @@ mod tests {
             Err(LiveError::NotAList("Deployment".into()))
         );
         assert_eq!(
-            Live::from_json(r#"{"objects": {"kind": "List", "items": [{"kind": "X", "metadata": {"name": "a"}}]}}"#),
-            Err(LiveError::ObjectField { index: 0, field: "apiVersion" })
+            Live::from_json(
+                r#"{"objects": {"kind": "List", "items": [{"kind": "X", "metadata": {"name": "a"}}]}}"#
+            ),
+            Err(LiveError::ObjectField {
+                index: 0,
+                field: "apiVersion"
+            })
         );
         assert!(matches!(
             Live::from_json(r#"{"disks": [{"name": "d"}]}"#),
@@ -493,7 +538,11 @@ mod tests {
 
     #[test]
     fn inventory_lines_round_trip() {
-        for line in ["apps/v1/Deployment/ns/web", "v1/PersistentVolume//pv-1", "networking.k8s.io/v1/Ingress/ns/x"] {
+        for line in [
+            "apps/v1/Deployment/ns/web",
+            "v1/PersistentVolume//pv-1",
+            "networking.k8s.io/v1/Ingress/ns/x",
+        ] {
             assert_eq!(InventoryEntry::parse(line).unwrap().line(), line);
         }
         let pv = InventoryEntry::parse("v1/PersistentVolume//pv-1").unwrap();

@@ -559,6 +559,34 @@ fn is_absolute(path: &str) -> bool {
         || (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':')
 }
 
+/// The commit id checked out in `root` (or a parent), read from `.git`
+/// without running git: `HEAD`, then the loose ref or `packed-refs`.
+/// `None` when the project is not in a Git work tree.
+pub fn git_head(root: &Path) -> Option<String> {
+    let mut dir = Some(root);
+    while let Some(d) = dir {
+        let git = d.join(".git");
+        if git.is_dir() {
+            let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+            let head = head.trim();
+            let Some(r) = head.strip_prefix("ref: ") else {
+                return Some(head.to_string());
+            };
+            if let Ok(id) = std::fs::read_to_string(git.join(r)) {
+                return Some(id.trim().to_string());
+            }
+            let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+            return packed
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .find(|(_, name)| *name == r)
+                .map(|(id, _)| id.to_string());
+        }
+        dir = d.parent();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

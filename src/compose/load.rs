@@ -67,14 +67,17 @@ pub fn load_compose(
         )]);
     }
     apply_reset_override(&mut root);
-    let errors = interpolate_tree(&mut root, vars, file);
+    let (errors, interpolation_warnings): (Vec<_>, Vec<_>) =
+        interpolate_tree(&mut root, vars, file)
+            .into_iter()
+            .partition(Diagnostic::is_error);
     if !errors.is_empty() {
         return Err(errors.into_iter().map(shift).collect());
     }
     let mut w = Walker {
         file,
         errors: Vec::new(),
-        warnings: Vec::new(),
+        warnings: interpolation_warnings,
         report: Vec::new(),
     };
     let project = w.project(&root);

@@ -57,7 +57,12 @@ fn walk(a: &Json, b: &Json, path: String, out: &mut Vec<String>) {
             let null = Json::Null;
             for k in keys {
                 let p = join_key(&path, k);
-                walk(am.get(k).unwrap_or(&null), bm.get(k).unwrap_or(&null), p, out);
+                walk(
+                    am.get(k).unwrap_or(&null),
+                    bm.get(k).unwrap_or(&null),
+                    p,
+                    out,
+                );
             }
         }
         (Json::Array(aa), Json::Array(ba)) => {
@@ -72,7 +77,10 @@ fn walk(a: &Json, b: &Json, path: String, out: &mut Vec<String>) {
                 }
                 let null = Json::Null;
                 for l in labels {
-                    let find = |v: &'_ [Json]| -> Option<usize> { v.iter().position(|i| item_label(i).as_deref() == Some(l.as_str())) };
+                    let find = |v: &'_ [Json]| -> Option<usize> {
+                        v.iter()
+                            .position(|i| item_label(i).as_deref() == Some(l.as_str()))
+                    };
                     let ai = find(aa).map_or(&null, |i| &aa[i]);
                     let bi = find(ba).map_or(&null, |i| &ba[i]);
                     walk(ai, bi, format!("{path}[{l}]"), out);
@@ -90,7 +98,10 @@ fn walk(a: &Json, b: &Json, path: String, out: &mut Vec<String>) {
 }
 
 fn join_key(path: &str, key: &str) -> String {
-    let plain = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match (path.is_empty(), plain) {
         (true, true) => key.to_string(),
         (false, true) => format!("{path}.{key}"),
@@ -124,7 +135,10 @@ mod tests {
         let a = json!({"args": ["a", "b"]});
         let b = json!({"args": ["a", "c"]});
         assert_eq!(changed_paths(&a, &b), vec!["args[1]".to_string()]);
-        assert_eq!(changed_paths(&a, &json!({"args": ["a"]})), vec!["args".to_string()]);
+        assert_eq!(
+            changed_paths(&a, &json!({"args": ["a"]})),
+            vec!["args".to_string()]
+        );
     }
 
     #[test]

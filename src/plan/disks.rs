@@ -13,7 +13,10 @@ use crate::live::{Live, LiveDisk};
 
 /// The disk changes and warnings of an app, or errors when the live disks
 /// are inconsistent (more than one assigned disk for a volume).
-pub fn plan_disks(app: &AppDesired, live: &Live) -> Result<(Vec<Change>, Vec<String>), Vec<Diagnostic>> {
+pub fn plan_disks(
+    app: &AppDesired,
+    live: &Live,
+) -> Result<(Vec<Change>, Vec<String>), Vec<Diagnostic>> {
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
@@ -75,7 +78,8 @@ pub fn plan_disks(app: &AppDesired, live: &Live) -> Result<(Vec<Change>, Vec<Str
             // Created by a run that stopped before assigning it.
             let mut c = Change::new(target, Action::Update, Risk::Safe);
             c.details.push("assign".into());
-            c.reasons.push("created by an earlier run that stopped before assigning it".into());
+            c.reasons
+                .push("created by an earlier run that stopped before assigning it".into());
             changes.push(c);
             continue;
         }

@@ -176,7 +176,9 @@ impl Target {
                 ..
             } => format!("{ns}/{name}"),
             Target::Object { name, .. } => name.clone(),
-            Target::Disk { volume, name } | Target::Snapshot { volume, name } => format!("{volume}/{name}"),
+            Target::Disk { volume, name } | Target::Snapshot { volume, name } => {
+                format!("{volume}/{name}")
+            }
         }
     }
 
@@ -192,7 +194,8 @@ impl Target {
             Target::Disk { .. } | Target::Snapshot { .. } => 0,
             Target::Object { kind, .. } => match kind.as_str() {
                 "Namespace" => 1,
-                "ServiceAccount" | "Role" | "RoleBinding" | "NetworkPolicy" | "ConfigMap" | "Secret" => 2,
+                "ServiceAccount" | "Role" | "RoleBinding" | "NetworkPolicy" | "ConfigMap"
+                | "Secret" => 2,
                 "PersistentVolume" | "PersistentVolumeClaim" => 3,
                 "Deployment" | "StatefulSet" | "DaemonSet" => 4,
                 "Service" | "Ingress" => 5,
@@ -305,7 +308,11 @@ impl AppPlan {
 
     /// The highest risk of the app's changes (no-ops excluded).
     pub fn max_risk(&self) -> Option<Risk> {
-        self.changes.iter().filter(|c| c.is_change()).map(|c| c.risk).max()
+        self.changes
+            .iter()
+            .filter(|c| c.is_change())
+            .map(|c| c.risk)
+            .max()
     }
 
     pub fn cluster_name(&self) -> &str {
@@ -408,7 +415,8 @@ impl Plan {
 
 /// Plans the desired state against the live state.
 pub fn plan(desired: &Desired, live: &Live, opts: &PlanOptions) -> Plan {
-    let index: BTreeMap<ObjectKey, &LiveObject> = live.objects.iter().map(|o| (o.key(), o)).collect();
+    let index: BTreeMap<ObjectKey, &LiveObject> =
+        live.objects.iter().map(|o| (o.key(), o)).collect();
     let mut apps: Vec<AppPlan> = desired
         .apps
         .iter()
@@ -451,7 +459,8 @@ pub fn plan(desired: &Desired, live: &Live, opts: &PlanOptions) -> Plan {
 /// Apply order within an app; prunes (and the objects kept instead of
 /// pruned) last, in reverse order.
 fn order(changes: &mut [Change]) {
-    let is_removal = |c: &Change| c.action == Action::Prune || c.reasons.iter().any(|r| r.starts_with("kept:"));
+    let is_removal =
+        |c: &Change| c.action == Action::Prune || c.reasons.iter().any(|r| r.starts_with("kept:"));
     changes.sort_by(|a, b| {
         let (ra, rb) = (is_removal(a), is_removal(b));
         ra.cmp(&rb).then_with(|| {
@@ -485,7 +494,8 @@ fn plan_app(app: &AppDesired, live: &Live, index: &BTreeMap<ObjectKey, &LiveObje
         }
     }
     for o in &app.objects {
-        out.changes.push(plan_object(o, index.get(&ObjectKey::of(o)).copied()));
+        out.changes
+            .push(plan_object(o, index.get(&ObjectKey::of(o)).copied()));
     }
     out
 }
@@ -523,18 +533,27 @@ fn mentions_known_after_apply(v: &Json) -> bool {
 }
 
 /// Decides the action and risk of a changed object from the changed paths.
-fn classify(target: &Target, n: &normalize::Normalised, fields: &[String]) -> (Action, Risk, Vec<String>) {
+fn classify(
+    target: &Target,
+    n: &normalize::Normalised,
+    fields: &[String],
+) -> (Action, Risk, Vec<String>) {
     let under = |prefix: &str| -> Option<&String> {
-        fields
-            .iter()
-            .find(|f| f.as_str() == prefix || f.starts_with(&format!("{prefix}.")) || f.starts_with(&format!("{prefix}[")))
+        fields.iter().find(|f| {
+            f.as_str() == prefix
+                || f.starts_with(&format!("{prefix}."))
+                || f.starts_with(&format!("{prefix}["))
+        })
     };
     if target.is_kind("apps", "Deployment") {
         if let Some(f) = under("spec.selector") {
             return (
                 Action::Replace,
                 Risk::Disruptive,
-                vec![format!("immutable: {f} changed, the Deployment is deleted and created"), "pod restarts".into()],
+                vec![
+                    format!("immutable: {f} changed, the Deployment is deleted and created"),
+                    "pod restarts".into(),
+                ],
             );
         }
         if let Some(f) = under("spec.template") {
@@ -547,12 +566,19 @@ fn classify(target: &Target, n: &normalize::Normalised, fields: &[String]) -> (A
         }
     }
     if target.is_kind("", "PersistentVolume") || target.is_kind("", "PersistentVolumeClaim") {
-        let spec: Vec<&String> = fields.iter().filter(|f| f.starts_with("spec.") || f.as_str() == "spec").collect();
+        let spec: Vec<&String> = fields
+            .iter()
+            .filter(|f| f.starts_with("spec.") || f.as_str() == "spec")
+            .collect();
         if !spec.is_empty() {
             if let Some(reason) = pvc_expansion(target, n, &spec) {
                 return (Action::Update, Risk::Safe, vec![reason]);
             }
-            return (Action::Update, Risk::Disruptive, vec!["immutable: needs a person".to_string()]);
+            return (
+                Action::Update,
+                Risk::Disruptive,
+                vec!["immutable: needs a person".to_string()],
+            );
         }
     }
     if target.is_kind("", "Service")
@@ -579,9 +605,17 @@ fn pvc_expansion(target: &Target, n: &normalize::Normalised, spec: &[&String]) -
     if !target.is_kind("", "PersistentVolumeClaim") || spec.iter().any(|f| f.as_str() != PATH) {
         return None;
     }
-    let get = |v: &Json| v.pointer("/spec/resources/requests/storage").and_then(Json::as_str).map(str::to_string);
+    let get = |v: &Json| {
+        v.pointer("/spec/resources/requests/storage")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    };
     let (from, to) = (get(&n.live)?, get(&n.desired)?);
-    let (a, b) = (normalize::parse_quantity(&from)?, normalize::parse_quantity(&to)?);
+    let (a, b) = (
+        normalize::parse_quantity(&from)?,
+        normalize::parse_quantity(&to)?,
+    );
     // a.0/a.1 < b.0/b.1, denominators positive.
-    (a.0.checked_mul(b.1)? < b.0.checked_mul(a.1)?).then(|| format!("volume expansion: {from} → {to}"))
+    (a.0.checked_mul(b.1)? < b.0.checked_mul(a.1)?)
+        .then(|| format!("volume expansion: {from} → {to}"))
 }

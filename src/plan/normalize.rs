@@ -104,7 +104,10 @@ pub fn is_secret(api_version: &str, kind: &str) -> bool {
 /// Merges the `fieldsV1` trees of every `kompoxops` entry of the object
 /// (status subresource entries excluded).
 pub fn ownership(body: &Json) -> Ownership {
-    let Some(entries) = body.pointer("/metadata/managedFields").and_then(Json::as_array) else {
+    let Some(entries) = body
+        .pointer("/metadata/managedFields")
+        .and_then(Json::as_array)
+    else {
         return Ownership::Unknown;
     };
     let mut tree: Option<Json> = None;
@@ -112,10 +115,16 @@ pub fn ownership(body: &Json) -> Ownership {
         if e.get("manager").and_then(Json::as_str) != Some(FIELD_MANAGER) {
             continue;
         }
-        if e.get("subresource").and_then(Json::as_str).is_some_and(|s| !s.is_empty()) {
+        if e.get("subresource")
+            .and_then(Json::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
             continue;
         }
-        let fields = e.get("fieldsV1").cloned().unwrap_or(Json::Object(Map::new()));
+        let fields = e
+            .get("fieldsV1")
+            .cloned()
+            .unwrap_or(Json::Object(Map::new()));
         tree = Some(match tree {
             None => fields,
             Some(t) => merge(t, fields),
@@ -181,7 +190,7 @@ fn redact_secret(body: &mut Json) {
             continue;
         };
         for v in map.values_mut() {
-            let bytes = match v {
+            let bytes = match &*v {
                 Json::String(s) if base64 => base64::engine::general_purpose::STANDARD
                     .decode(s.as_bytes())
                     .unwrap_or_else(|_| s.as_bytes().to_vec()),
@@ -199,7 +208,10 @@ pub fn clean(v: Json) -> Option<Json> {
     match v {
         Json::Null => None,
         Json::Object(m) => {
-            let mut entries: Vec<(String, Json)> = m.into_iter().filter_map(|(k, v)| Some((k, clean(v)?))).collect();
+            let mut entries: Vec<(String, Json)> = m
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, clean(v)?)))
+                .collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             if entries.is_empty() {
                 return None;
@@ -280,7 +292,13 @@ fn project(d: &Json, l: &Json, owned: Option<&Json>, key: &str, parent: &str) ->
             for (i, di) in da.iter().enumerate() {
                 if let Some(j) = match_item(di, i, la, &used) {
                     used[j] = true;
-                    out.push(project(di, &la[j], owned_item(owned, &la[j], j), key, parent));
+                    out.push(project(
+                        di,
+                        &la[j],
+                        owned_item(owned, &la[j], j),
+                        key,
+                        parent,
+                    ));
                 }
             }
             for (j, li) in la.iter().enumerate() {
@@ -412,7 +430,9 @@ fn parse_decimal(s: &str) -> Option<(i128, i128)> {
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if (int.is_empty() && frac.is_empty()) || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     if int.len() + frac.len() > 30 {
@@ -457,7 +477,12 @@ mod tests {
         assert!(!text.contains("hunter2") && !text.contains("aHVudGVyMg"));
         // The same value gives the same hash through `data` and `stringData`.
         assert_eq!(s["data"]["PW"], s["stringData"]["X"]);
-        assert!(s["data"]["PW"].as_str().unwrap().starts_with("(sensitive: sha256 "));
+        assert!(
+            s["data"]["PW"]
+                .as_str()
+                .unwrap()
+                .starts_with("(sensitive: sha256 ")
+        );
     }
 
     #[test]
@@ -504,6 +529,9 @@ mod tests {
             {"manager": "kompoxops", "operation": "Update", "subresource": "status", "fieldsV1": {"f:status": {}}},
             {"manager": "kompoxops", "operation": "Update", "fieldsV1": {"f:b": {}}},
         ]}});
-        assert_eq!(ownership(&body), Ownership::Owned(json!({"f:a": {}, "f:b": {}})));
+        assert_eq!(
+            ownership(&body),
+            Ownership::Owned(json!({"f:a": {}, "f:b": {}}))
+        );
     }
 }

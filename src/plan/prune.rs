@@ -35,12 +35,14 @@ pub fn plan_prunes(
     for inv in live.inventories() {
         match inv {
             Ok(inv) => {
-                let m = merged.entry(inv.app_id.to_string()).or_insert_with(|| Merged {
-                    app_id: inv.app_id.clone(),
-                    namespace: inv.namespace.clone(),
-                    entries: BTreeSet::new(),
-                    bad_lines: Vec::new(),
-                });
+                let m = merged
+                    .entry(inv.app_id.to_string())
+                    .or_insert_with(|| Merged {
+                        app_id: inv.app_id.clone(),
+                        namespace: inv.namespace.clone(),
+                        entries: BTreeSet::new(),
+                        bad_lines: Vec::new(),
+                    });
                 m.entries.extend(inv.entries);
                 m.bad_lines.extend(inv.bad_lines);
             }
@@ -91,11 +93,14 @@ pub fn plan_prunes(
         app.namespace = Some(m.namespace.clone());
         app.driver = index
             .get(&ObjectKey::new("v1", "Namespace", None, &m.namespace))
-            .and_then(|ns| ns.body.pointer("/metadata/annotations/kompox.dev~1provider-driver"))
+            .and_then(|ns| {
+                ns.body
+                    .pointer("/metadata/annotations/kompox.dev~1provider-driver")
+            })
             .and_then(|v| v.as_str())
             .map(str::to_string);
         app.warnings.push(
-            "not in the desired state: its stateless objects are pruned; its disks, snapshots, PersistentVolumes and claims are kept".into(),
+            "not in the desired state; its disks, snapshots, PersistentVolumes and claims are always kept".into(),
         );
         if !opts.allow_app_removal {
             app.warnings.push(
@@ -103,7 +108,13 @@ pub fn plan_prunes(
             );
         }
         if suppressed {
-            app.warnings.push("nothing is pruned in this run (see the notes)".into());
+            if desired.any_failed() {
+                app.warnings
+                    .push("it may be defined in an app file that failed to load; nothing is pruned in this run (see the notes)".into());
+            } else {
+                app.warnings
+                    .push("nothing is pruned in this run (see the notes)".into());
+            }
         } else {
             bad_line_warnings(m, &mut app.warnings);
             app.changes = prune_changes(m, true, live, index, &desired_keys);
@@ -126,7 +137,9 @@ pub fn plan_prunes(
 
 fn bad_line_warnings(m: &Merged, warnings: &mut Vec<String>) {
     for line in &m.bad_lines {
-        warnings.push(format!("inventory line `{line}` cannot be read; it is not pruned"));
+        warnings.push(format!(
+            "inventory line `{line}` cannot be read; it is not pruned"
+        ));
     }
 }
 
@@ -151,7 +164,12 @@ fn prune_changes(
             continue;
         }
         let target = Target::of_live(obj);
-        if core && matches!(obj.kind.as_str(), "PersistentVolume" | "PersistentVolumeClaim") {
+        if core
+            && matches!(
+                obj.kind.as_str(),
+                "PersistentVolume" | "PersistentVolumeClaim"
+            )
+        {
             let mut c = Change::new(target, Action::NoOp, Risk::Safe);
             c.reasons
                 .push("kept: PersistentVolumes and PersistentVolumeClaims are never pruned".into());
@@ -170,10 +188,17 @@ fn prune_changes(
         }
         if core && obj.kind == "Namespace" {
             reasons.push("deletes everything left in the namespace, Secrets set with `kompoxops secret` included".into());
-        } else if matches!(obj.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
+        } else if matches!(
+            obj.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet"
+        ) {
             reasons.push("pod stops: the workload left the desired state".into());
         }
-        let risk = if reasons.is_empty() { Risk::Safe } else { Risk::Disruptive };
+        let risk = if reasons.is_empty() {
+            Risk::Safe
+        } else {
+            Risk::Disruptive
+        };
         let mut c = Change::new(target, Action::Prune, risk);
         c.reasons = reasons;
         out.push(c);

@@ -14,7 +14,12 @@ pub const MARKER: &str = "<!-- kompox-plan -->";
 pub fn markdown(plan: &Plan, header: &Header) -> String {
     let s = &plan.summary;
     let c = &s.counts;
-    let rev = header.revision.as_deref().map_or("the working tree".to_string(), |r| format!("`{}`", short_rev(r)));
+    let rev = header
+        .revision
+        .as_deref()
+        .map_or("the working tree".to_string(), |r| {
+            format!("`{}`", short_rev(r))
+        });
     let mut out = String::new();
     out.push_str(MARKER);
     out.push('\n');
@@ -44,7 +49,10 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
             let nums = if matches!(app.status, AppStatus::Failed(_)) {
                 "– | – | – | – | –".to_string()
             } else {
-                format!("{} | {} | {} | {} | {}", k.create, k.update, k.replace, k.prune, k.destroy)
+                format!(
+                    "{} | {} | {} | {} | {}",
+                    k.create, k.update, k.replace, k.prune, k.destroy
+                )
             };
             out.push_str(&format!(
                 "| {} | {} | {nums} | {} |\n",
@@ -57,7 +65,10 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
     }
 
     out.push_str(&format!("**{}**\n\n", destructive_line(c)));
-    for (risk, title) in [(Risk::Destructive, "Destructive changes"), (Risk::Disruptive, "Disruptive changes")] {
+    for (risk, title) in [
+        (Risk::Destructive, "Destructive changes"),
+        (Risk::Disruptive, "Disruptive changes"),
+    ] {
         let items: Vec<String> = plan
             .apps
             .iter()
@@ -91,7 +102,11 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
         if body.is_empty() {
             continue;
         }
-        let open = if matches!(app.status, AppStatus::Failed(_)) { " open" } else { "" };
+        let open = if matches!(app.status, AppStatus::Failed(_)) {
+            " open"
+        } else {
+            ""
+        };
         out.push_str(&format!(
             "<details{open}><summary><b>{}</b> <code>{}</code>: {}</summary>\n\n",
             html(&app.app_name),
@@ -111,7 +126,11 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
             "<details open><summary>app file <code>{}</code>: failed to load</summary>\n\n",
             html(&f.path)
         ));
-        let lines: Vec<Line> = f.errors.iter().map(|e| vec![(super::text::Style::Plain, e.to_string())]).collect();
+        let lines: Vec<Line> = f
+            .errors
+            .iter()
+            .map(|e| vec![(super::text::Style::Plain, e.to_string())])
+            .collect();
         out.push_str(&fenced("text", &lines));
         out.push_str("\n</details>\n\n");
     }
@@ -150,10 +169,17 @@ fn fenced(lang: &str, lines: &[Line]) -> String {
     format!("{fence}{lang}\n{}\n{fence}\n", body.join("\n"))
 }
 
+#[cfg(test)]
+pub(super) fn fenced_for_test(lang: &str, lines: &[Line]) -> String {
+    fenced(lang, lines)
+}
+
 fn cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -91,7 +91,11 @@ pub fn text(plan: &Plan, header: &Header, color: bool) -> String {
     }
     let c = &plan.summary.counts;
     lines.push(vec![plain(totals_line(c))]);
-    let style = if c.destructive > 0 { Style::Destructive } else { Style::Plain };
+    let style = if c.destructive > 0 {
+        Style::Destructive
+    } else {
+        Style::Plain
+    };
     lines.push(vec![(style, destructive_line(c))]);
     for n in &plan.notes {
         lines.push(vec![(Style::Warn, format!("Note: {n}"))]);
@@ -113,10 +117,16 @@ fn app_heading(app: &AppPlan) -> Line {
         _ => Style::Plain,
     };
     if app.status == AppStatus::Planned && !app.has_changes() {
-        return vec![(Style::Bold, format!("app {}", app.app_name)), plain(format!("  {phrase}"))];
+        return vec![
+            (Style::Bold, format!("app {}", app.app_name)),
+            plain(format!("  {phrase}")),
+        ];
     }
     vec![
-        (Style::Bold, format!("app {} ({})", app.app_name, app.app_id)),
+        (
+            Style::Bold,
+            format!("app {} ({})", app.app_name, app.app_id),
+        ),
         (style, format!("  {phrase}")),
     ]
 }
@@ -167,7 +177,11 @@ fn change_line(c: &Change, indent: &str) -> Line {
     let mut line = vec![
         plain(indent),
         (style, m.to_string()),
-        plain(format!(" {} {}", c.target.kind_label(), c.target.name_label())),
+        plain(format!(
+            " {} {}",
+            c.target.kind_label(),
+            c.target.name_label()
+        )),
     ];
     if c.action == Action::NoOp {
         let mut what = c.reasons.join("; ");

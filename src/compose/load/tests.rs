@@ -163,3 +163,16 @@ fn two_documents_are_rejected() {
     let errs = load("services: {}\n---\nservices: {}\n").unwrap_err();
     assert_eq!(errs[0].rule, "compose-document");
 }
+
+#[test]
+fn unset_variables_warn_but_load() {
+    let l = load("services:\n  a:\n    image: \"app:${TAG}\"\n").unwrap();
+    assert_eq!(l.project.services[0].image.as_deref(), Some("app:"));
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.rule == "compose-variable-unset"),
+        "{:?}",
+        l.warnings
+    );
+}

@@ -7,6 +7,7 @@
 mod app;
 mod init;
 mod output;
+mod plan;
 mod project;
 mod render;
 
@@ -82,6 +83,8 @@ pub enum Command {
     App(app::AppArgs),
     /// Create `.kompox/` with a config file and a KOM directory.
     Init(init::InitArgs),
+    /// Show what would change in the cluster and the disks.
+    Plan(plan::PlanArgs),
     /// Print the version.
     Version,
 }
@@ -100,6 +103,7 @@ pub fn main() -> i32 {
     let result = match &cli.command {
         Command::App(a) => app::run(&cli.global, a),
         Command::Init(i) => init::run(&cli.global, i),
+        Command::Plan(p) => plan::run(&cli.global, p),
         Command::Version => {
             output::stdout(&format!("kompoxops {}\n", env!("CARGO_PKG_VERSION")));
             Ok(0)

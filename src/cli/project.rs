@@ -13,6 +13,7 @@ use kompox::source::{FileTree, TreeLimits};
 pub struct Loaded {
     pub tree: FileTree,
     pub project: Result<Project, Vec<kompox::diag::Diagnostic>>,
+    pub root: PathBuf,
 }
 
 /// The directory the command runs in (`-C` applied).
@@ -96,7 +97,11 @@ pub fn load(g: &GlobalArgs) -> anyhow::Result<Loaded> {
         kom_app,
     };
     let project = kom::load_project(&tree, &env);
-    Ok(Loaded { tree, project })
+    Ok(Loaded {
+        tree,
+        project,
+        root,
+    })
 }
 
 fn canonical(p: &Path) -> anyhow::Result<PathBuf> {

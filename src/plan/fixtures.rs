@@ -312,6 +312,12 @@ pub fn as_server_returns(o: &Object) -> Json {
             }
             for list in ["containers", "initContainers"] {
                 for c in pod[list].as_array_mut().into_iter().flatten() {
+                    // `value` is omitempty: an empty value is not returned.
+                    for e in c["env"].as_array_mut().into_iter().flatten() {
+                        if e["value"] == json!("") {
+                            e.as_object_mut().expect("env").remove("value");
+                        }
+                    }
                     c["terminationMessagePath"] = json!("/dev/termination-log");
                     c["terminationMessagePolicy"] = json!("File");
                     if c.get("imagePullPolicy").is_none() {

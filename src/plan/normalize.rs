@@ -284,6 +284,13 @@ fn project(d: &Json, l: &Json, owned: Option<&Json>, key: &str, parent: &str) ->
                     out.insert(k.clone(), project_owned(lv, own));
                 }
             }
+            // The server omits zero values of `omitempty` fields (an env
+            // var's `value: ""`, `readOnly: false`): absent equals zero.
+            for (k, dv) in dm {
+                if !lm.contains_key(k) && is_zero(dv) {
+                    out.insert(k.clone(), dv.clone());
+                }
+            }
             Json::Object(out)
         }
         (Json::Array(da), Json::Array(la)) => {
@@ -316,6 +323,15 @@ fn project(d: &Json, l: &Json, owned: Option<&Json>, key: &str, parent: &str) ->
             d.clone()
         }
         _ => l.clone(),
+    }
+}
+
+fn is_zero(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.is_empty(),
+        Json::Bool(b) => !b,
+        Json::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
     }
 }
 

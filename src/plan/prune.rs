@@ -75,12 +75,18 @@ pub fn plan_prunes(
         why_not.push(format!("app {} failed to load", a.app_id));
     }
     let total = desired.apps.len() + removed.len();
-    if !removed.is_empty() && (removed.len() as f64) > opts.max_prune_share * total as f64 {
+    // A share that is not a number allows no removal at all.
+    let share = if opts.max_prune_share.is_nan() {
+        0.0
+    } else {
+        opts.max_prune_share.clamp(0.0, 1.0)
+    };
+    if !removed.is_empty() && (removed.len() as f64) > share * total as f64 {
         why_not.push(format!(
             "{} of {} apps would be removed, more than the allowed share {} (Workspace spec.policy.maxPruneShare)",
             removed.len(),
             total,
-            opts.max_prune_share
+            share
         ));
     }
     let suppressed = !why_not.is_empty();

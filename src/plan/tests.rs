@@ -544,7 +544,8 @@ fn compose_strategy() -> impl Strategy<Value = String> {
             "ghcr.io/acme/app:v1.2.3",
         ]),
         prop::collection::btree_map("[A-Z][A-Z0-9_]{0,6}", "[a-z0-9:/.-]{0,12}", 0..4),
-        prop::collection::btree_set(1024u16..9000, 0..3),
+        // Offsets: each service gets its own port range (one pod network).
+        prop::collection::btree_set(0u16..900, 0..3),
     );
     prop::collection::vec(service, 1..4).prop_map(|services| {
         let mut out = String::from("services:\n");
@@ -561,7 +562,8 @@ fn compose_strategy() -> impl Strategy<Value = String> {
                 out.push_str("    ports:\n");
                 for p in ports {
                     host += 1;
-                    out.push_str(&format!("      - \"{host}:{p}\"\n"));
+                    let container = 1024 + 1000 * i as u32 + u32::from(p);
+                    out.push_str(&format!("      - \"{host}:{container}\"\n"));
                 }
             }
             out.push_str(&format!("    volumes:\n      - data/s{i}:/data\n"));

@@ -86,7 +86,7 @@ pub fn text(plan: &Plan, header: &Header, color: bool) -> String {
         }
     }
     lines.push(Vec::new());
-    if !plan.has_changes() {
+    if !plan.has_changes() && plan.summary.apps_failed == 0 && plan.failed_files.is_empty() {
         lines.push(vec![plain("No changes.")]);
     }
     let c = &plan.summary.counts;

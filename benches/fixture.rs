@@ -3,6 +3,7 @@
 
 use kompox::source::FileTree;
 
+#[allow(dead_code)]
 pub fn repository(apps: usize) -> FileTree {
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (
@@ -80,4 +81,90 @@ spec:
         ));
     }
     FileTree::from_files(files.iter().map(|(p, b)| (p.as_str(), b.clone())))
+}
+
+/// Load + convert + plan, the whole pure pipeline.
+#[allow(dead_code)]
+pub fn load_convert_plan(tree: &FileTree, live: &kompox::live::Live) -> kompox::plan::Plan {
+    let project =
+        kompox::kom::load_project(tree, &kompox::kom::ProjectEnv::default()).expect("load");
+    let disks = assigned_disks(live);
+    let desired = kompox::desired::build(&project, tree, &[], &disks);
+    let opts = kompox::plan::PlanOptions {
+        workspaces: vec!["bench".into()],
+        ..Default::default()
+    };
+    kompox::plan::plan(&desired, live, &opts)
+}
+
+/// A live state that matches the generated repository: every object, the
+/// inventories and one assigned disk per app.
+#[allow(dead_code)]
+pub fn live_for(tree: &FileTree) -> kompox::live::Live {
+    use kompox::live::{Live, LiveDisk, LiveObject, inventory_object};
+    let project =
+        kompox::kom::load_project(tree, &kompox::kom::ProjectEnv::default()).expect("load");
+    let mut live = Live::empty();
+    for app in &project.kom.apps {
+        let ctx = kompox::desired::context(&project.kom, app).expect("context");
+        let h = kompox::hash::AppHashes::new(
+            &ctx.workspace.meta.name,
+            &ctx.provider.meta.name,
+            &ctx.cluster.meta.name,
+            &app.meta.name,
+        );
+        live.disks.push(LiveDisk {
+            name: "data-1".into(),
+            volume: "data".into(),
+            app_id_hash: h.app_id.clone(),
+            assigned: true,
+            size: 10 << 30,
+            zone: None,
+            options: Default::default(),
+            handle: format!(
+                "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/disks/{}-data-1",
+                app.meta.name
+            ),
+            created_at: None,
+            updated_at: None,
+        });
+    }
+    let desired = kompox::desired::build(&project, tree, &[], &assigned_disks(&live));
+    for outcome in &desired.apps {
+        let d = outcome.result.as_ref().expect("convert");
+        live.objects
+            .extend(d.objects.iter().map(LiveObject::from_object));
+        live.objects
+            .push(LiveObject::from_object(&inventory_object(d)));
+    }
+    live
+}
+
+#[allow(dead_code)]
+fn assigned_disks(live: &kompox::live::Live) -> kompox::desired::AssignedDisks {
+    // The benchmark repository's apps are all under /ws/bench/prv/aks1/cls/prod.
+    let mut out = kompox::desired::AssignedDisks::new();
+    for i in 0.. {
+        let name = format!("app{i:04}");
+        let h = kompox::hash::AppHashes::new("bench", "aks1", "prod", &name);
+        let Some(d) = live.disks.iter().find(|d| d.app_id_hash == h.app_id) else {
+            break;
+        };
+        let id: kompox::model::ResourceId = format!("/ws/bench/prv/aks1/cls/prod/app/{name}")
+            .parse()
+            .expect("id");
+        out.insert(
+            id,
+            std::collections::BTreeMap::from([(
+                d.volume.clone(),
+                kompox::convert::BoundDisk {
+                    name: d.name.clone(),
+                    handle: d.handle.clone(),
+                    size_bytes: d.size,
+                    zone: d.zone.clone(),
+                },
+            )]),
+        );
+    }
+    out
 }

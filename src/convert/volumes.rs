@@ -89,7 +89,9 @@ pub fn plan_volumes(cx: &mut Cx<'_, '_>) -> VolumePlan {
             .map(|d| d.size_bytes)
             .filter(|s| *s > 0)
             .unwrap_or(vol.size_bytes);
-        let storage = format!("{}Mi", size.div_ceil(1 << 20));
+        // Rounded up to whole MiB (reference §6.1), then written the way
+        // the API server stores it (32768Mi is kept as 32Gi: DECISIONS 5).
+        let storage = crate::compose::memory_quantity(size.div_ceil(1 << 20) << 20);
         let handle = disk
             .map(|d| d.handle.clone())
             .unwrap_or_else(|| KNOWN_AFTER_APPLY.to_string());

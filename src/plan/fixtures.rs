@@ -311,9 +311,9 @@ pub fn as_server_returns(o: &Object) -> Json {
                 pod["terminationGracePeriodSeconds"] = json!(30);
             }
             for list in ["containers", "initContainers"] {
-                for c in pod[list].as_array_mut().into_iter().flatten() {
+                for c in items(pod, list) {
                     // `value` is omitempty: an empty value is not returned.
-                    for e in c["env"].as_array_mut().into_iter().flatten() {
+                    for e in items(c, "env") {
                         if e["value"] == json!("") {
                             e.as_object_mut().expect("env").remove("value");
                         }
@@ -333,7 +333,7 @@ pub fn as_server_returns(o: &Object) -> Json {
                     }
                 }
             }
-            for v in pod["volumes"].as_array_mut().into_iter().flatten() {
+            for v in items(pod, "volumes") {
                 for src in ["configMap", "secret"] {
                     if let Some(s) = v.get_mut(src) {
                         s["defaultMode"] = json!(420);
@@ -380,8 +380,8 @@ pub fn as_server_returns(o: &Object) -> Json {
             b["status"] = json!({"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "32Gi"}});
         }
         "NetworkPolicy" => {
-            for rule in b["spec"]["ingress"].as_array_mut().into_iter().flatten() {
-                for p in rule["ports"].as_array_mut().into_iter().flatten() {
+            for rule in items(&mut b["spec"], "ingress") {
+                for p in items(rule, "ports") {
                     if p.get("protocol").is_none() {
                         p["protocol"] = json!("TCP");
                     }
@@ -391,6 +391,14 @@ pub fn as_server_returns(o: &Object) -> Json {
         _ => {}
     }
     b
+}
+
+/// The items of a list field, when present (indexing would insert null).
+fn items<'a>(v: &'a mut Json, key: &str) -> impl Iterator<Item = &'a mut Json> {
+    v.get_mut(key)
+        .and_then(Json::as_array_mut)
+        .into_iter()
+        .flatten()
 }
 
 fn strip_identity(body: &Json) -> Json {

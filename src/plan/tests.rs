@@ -350,7 +350,7 @@ fn pv_and_pvc_are_never_replaced() {
     assert_eq!((pvc.action, pvc.risk), (Action::Update, Risk::Safe));
     assert_eq!(
         pvc.reasons,
-        vec!["volume expansion: 16Gi → 32768Mi".to_string()]
+        vec!["volume expansion: 16Gi → 32Gi".to_string()]
     );
 }
 
@@ -594,4 +594,39 @@ proptest! {
         prop_assert!(p.apps[0].changes.iter().all(|c| c.action == Action::NoOp && c.reasons.is_empty()));
         prop_assert!(p.notes.is_empty());
     }
+}
+
+#[test]
+fn deployment_shows_a_pending_claim_name() {
+    // Live: applied with disk data-1; desired: converted without the disk.
+    let live = live_of(&[&TestApp::gitea().desired()]);
+    let g = TestApp::gitea().unbound();
+    let p = plan(&desired_of(vec![g.load()]), &live, &opts());
+    let dep = change(&p, "Deployment", "gitea-app");
+    assert_eq!(
+        (dep.action, dep.risk, dep.known_after_apply),
+        (Action::Update, Risk::Disruptive, true)
+    );
+    assert!(
+        dep.diff.as_deref().unwrap_or("").contains(&format!(
+            "claimName: k4x-4dm8ag-data-1rgd8k-{KNOWN_AFTER_APPLY}"
+        )),
+        "{:?}",
+        dep.diff
+    );
+    // The live disk is assigned: the plan says so instead of creating one.
+    assert!(p.apps[0].warnings[0].contains("`data-1`"));
+    assert!(
+        p.apps[0]
+            .changes
+            .iter()
+            .all(|c| !matches!(c.target, Target::Disk { .. }) || c.action == Action::NoOp)
+    );
+    // The old PV/PVC left the desired set: kept, never pruned.
+    let kept: Vec<&Change> = p.apps[0]
+        .changes
+        .iter()
+        .filter(|c| c.reasons.iter().any(|r| r.starts_with("kept:")))
+        .collect();
+    assert_eq!(kept.len(), 2);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the testbed's control-plane binaries from the Go module proxy:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
+#   (+ kwok-stages.yaml, kwok's default stages taken from its module)
 # into ${KOMPOX_TESTBED_CACHE:-$HOME/.cache/kompox-testbed}/<k8s-version>/bin.
 #
 # Idempotent: a binary whose `--version` already reports the pinned version
@@ -49,7 +50,7 @@ has kube-apiserver "Kubernetes $k8s_version" || need_k8s+=(kube-apiserver)
 has kube-controller-manager "Kubernetes $k8s_version" || need_k8s+=(kube-controller-manager)
 has kube-scheduler "Kubernetes $k8s_version" || need_k8s+=(kube-scheduler)
 need_etcd=0; has etcd "etcd Version: ${etcd_version#v}" || need_etcd=1
-need_kwok=0; has kwok "${kwok_version}" || need_kwok=1
+need_kwok=0; { has kwok "${kwok_version}" && [[ -s "$bin/kwok-stages.yaml" ]]; } || need_kwok=1
 
 if [[ ${#need_k8s[@]} -eq 0 && $need_etcd -eq 0 && $need_kwok -eq 0 ]]; then
   log "up to date in $bin (kubernetes $k8s_version, etcd $etcd_version, kwok $kwok_version)"
@@ -71,7 +72,7 @@ has kube-apiserver "Kubernetes $k8s_version" || need_k8s+=(kube-apiserver)
 has kube-controller-manager "Kubernetes $k8s_version" || need_k8s+=(kube-controller-manager)
 has kube-scheduler "Kubernetes $k8s_version" || need_k8s+=(kube-scheduler)
 need_etcd=0; has etcd "etcd Version: ${etcd_version#v}" || need_etcd=1
-need_kwok=0; has kwok "${kwok_version}" || need_kwok=1
+need_kwok=0; { has kwok "${kwok_version}" && [[ -s "$bin/kwok-stages.yaml" ]]; } || need_kwok=1
 
 tmp="$(mktemp -d "$cache/build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -102,6 +103,17 @@ if [[ $need_kwok -eq 1 ]]; then
   (cd "$here/kwok" && go build -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version}" \
     -o "$tmp/kwok" sigs.k8s.io/kwok/cmd/kwok)
   install_bins "$kwok_version" kwok
+  # kwok runs no stages by default (kwokctl passes them in its config): take
+  # kwokctl's defaults (node/fast, node/heartbeat-with-lease, pod/fast) and
+  # the node-not-ready chaos stage from the same module version.
+  kwok_dir="$(cd "$here/kwok" && go mod download sigs.k8s.io/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+  st="$kwok_dir/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
+    node/chaos/node-not-ready.yaml; do
+    echo "---"; echo "# sigs.k8s.io/kwok@$kwok_version kustomize/stage/$f"; cat "$st/$f"
+  done > "$tmp/kwok-stages.yaml"
+  mv -f "$tmp/kwok-stages.yaml" "$bin/kwok-stages.yaml"
   log "kwok built in $((SECONDS - t))s"
 fi
 

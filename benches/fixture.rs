@@ -89,12 +89,13 @@ pub fn load_convert_plan(tree: &FileTree, live: &kompox::live::Live) -> kompox::
     let project =
         kompox::kom::load_project(tree, &kompox::kom::ProjectEnv::default()).expect("load");
     let disks = assigned_disks(live);
-    let desired = kompox::desired::build(&project, tree, &[], &disks);
     let opts = kompox::plan::PlanOptions {
         workspaces: vec!["bench".into()],
         ..Default::default()
     };
-    kompox::plan::plan(&desired, live, &opts)
+    let mut planner = kompox::plan::Planner::new(live, opts);
+    kompox::desired::for_each_app(&project, tree, &[], &disks, |outcome| planner.add(&outcome));
+    planner.finish()
 }
 
 /// A live state that matches the generated repository: every object, the
@@ -167,4 +168,77 @@ fn assigned_disks(live: &kompox::live::Live) -> kompox::desired::AssignedDisks {
         );
     }
     out
+}
+
+/// The live state as the `--live` file would hold it.
+#[allow(dead_code)]
+pub fn live_json(live: &kompox::live::Live) -> String {
+    let objects: Vec<&serde_json::Value> = live.objects.iter().map(|o| &o.body).collect();
+    serde_json::json!({
+        "objects": {"apiVersion": "v1", "kind": "List", "items": objects},
+        "disks": live.disks,
+        "snapshots": live.snapshots,
+    })
+    .to_string()
+}
+
+/// Streams the live file of `live_for` app by app, so the writer never
+/// holds more than one app's objects; returns the bytes written.
+#[allow(dead_code)]
+pub fn write_live_json(tree: &FileTree, mut w: impl std::io::Write) -> usize {
+    use kompox::live::{Live, LiveDisk, inventory_object};
+    let project =
+        kompox::kom::load_project(tree, &kompox::kom::ProjectEnv::default()).expect("load");
+    let mut disks_live = Live::empty();
+    for app in &project.kom.apps {
+        let h = kompox::hash::AppHashes::new("bench", "aks1", "prod", &app.meta.name);
+        disks_live.disks.push(LiveDisk {
+            name: "data-1".into(),
+            volume: "data".into(),
+            app_id_hash: h.app_id.clone(),
+            assigned: true,
+            size: 10 << 30,
+            zone: None,
+            options: Default::default(),
+            handle: format!(
+                "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/disks/{}-data-1",
+                app.meta.name
+            ),
+            created_at: None,
+            updated_at: None,
+        });
+    }
+    let mut out = String::from("{\"objects\":{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[");
+    let mut first = true;
+    let mut written = 0;
+    kompox::desired::for_each_app(
+        &project,
+        tree,
+        &[],
+        &assigned_disks(&disks_live),
+        |outcome| {
+            let d = outcome.result.as_ref().expect("convert");
+            for body in d
+                .objects
+                .iter()
+                .map(|o| &o.body)
+                .chain(std::iter::once(&inventory_object(d).body))
+            {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(&body.to_string());
+            }
+            w.write_all(out.as_bytes()).unwrap();
+            written += out.len();
+            out.clear();
+        },
+    );
+    out.push_str("]},\"disks\":");
+    out.push_str(&serde_json::to_string(&disks_live.disks).unwrap());
+    out.push_str(",\"snapshots\":[]}");
+    w.write_all(out.as_bytes()).unwrap();
+    w.flush().unwrap();
+    written + out.len()
 }

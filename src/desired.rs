@@ -50,21 +50,41 @@ pub fn build(
     only: &[ResourceId],
     disks: &AssignedDisks,
 ) -> Desired {
-    let mut out = Desired::default();
-    for f in &project.app_files {
-        if !f.errors.is_empty() {
-            out.failed_files.push((f.path.clone(), f.errors.clone()));
-        }
-    }
+    let mut out = Desired {
+        failed_files: failed_files(project),
+        apps: Vec::new(),
+    };
+    for_each_app(project, tree, only, disks, |outcome| out.apps.push(outcome));
+    out
+}
+
+/// App files that failed to load, with their errors (repository mode).
+pub fn failed_files(project: &Project) -> Vec<(String, Vec<Diagnostic>)> {
+    project
+        .app_files
+        .iter()
+        .filter(|f| !f.errors.is_empty())
+        .map(|f| (f.path.clone(), f.errors.clone()))
+        .collect()
+}
+
+/// Converts the selected Apps one at a time, handing each outcome to `f`,
+/// so a caller can plan an App and drop its objects before the next.
+pub fn for_each_app(
+    project: &Project,
+    tree: &FileTree,
+    only: &[ResourceId],
+    disks: &AssignedDisks,
+    mut f: impl FnMut(AppOutcome),
+) {
     let empty = BTreeMap::new();
     for app in &project.kom.apps {
         if !only.is_empty() && !only.contains(&app.meta.id) {
             continue;
         }
         let app_disks = disks.get(&app.meta.id).unwrap_or(&empty);
-        out.apps.push(build_app(&project.kom, tree, app, app_disks));
+        f(build_app(&project.kom, tree, app, app_disks));
     }
-    out
 }
 
 /// Loads the compose project of one App and converts it.

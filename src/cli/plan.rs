@@ -11,7 +11,7 @@ use kompox::desired::{self, AssignedDisks};
 use kompox::hash::AppHashes;
 use kompox::kom::Project;
 use kompox::live::Live;
-use kompox::plan::{self, PlanOptions};
+use kompox::plan::{PlanOptions, Planner};
 use kompox::report::{self, Header, LiveDescription};
 
 #[derive(Debug, clap::Args)]
@@ -69,17 +69,17 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
     };
 
     let disks = assigned_disks(&project, &live);
-    let desired = desired::build(&project, &loaded.tree, &ids, &disks);
     let opts = plan_options(&project, ids.is_empty());
-    let plan = plan::plan(&desired, &live, &opts);
-
+    // Convert and plan App by App: only one App's objects are held at a time.
+    let mut planner = Planner::new(&live, opts);
     let mut failed = false;
-    for (_, errs) in &desired.failed_files {
-        render::diagnostics(errs, &loaded.tree);
+    for (path, errs) in desired::failed_files(&project) {
+        render::diagnostics(&errs, &loaded.tree);
+        planner.add_failed_file(&path, &errs);
         failed = true;
     }
-    for app in &desired.apps {
-        match &app.result {
+    desired::for_each_app(&project, &loaded.tree, &ids, &disks, |outcome| {
+        match &outcome.result {
             Err(errs) => {
                 render::diagnostics(errs, &loaded.tree);
                 failed = true;
@@ -96,7 +96,9 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
                 render::diagnostics(&warnings, &loaded.tree)
             }
         }
-    }
+        planner.add(&outcome);
+    });
+    let plan = planner.finish();
 
     let header = Header {
         revision: kompox::source::git_head(&loaded.root),

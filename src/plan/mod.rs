@@ -32,12 +32,12 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
 use crate::convert::{AppDesired, KNOWN_AFTER_APPLY, Object};
-use crate::desired::Desired;
+use crate::desired::{AppOutcome, Desired};
 use crate::diag::Diagnostic;
 use crate::live::{Live, LiveObject, ObjectKey, api_group};
 use crate::model::{Kind, ResourceId};
@@ -415,44 +415,112 @@ impl Plan {
 
 /// Plans the desired state against the live state.
 pub fn plan(desired: &Desired, live: &Live, opts: &PlanOptions) -> Plan {
-    let index: BTreeMap<ObjectKey, &LiveObject> =
-        live.objects.iter().map(|o| (o.key(), o)).collect();
-    let mut apps: Vec<AppPlan> = desired
-        .apps
-        .iter()
-        .map(|outcome| match &outcome.result {
-            Ok(app) => plan_app(app, live, &index),
-            Err(errors) => AppPlan::new(&outcome.app_id, AppStatus::Failed(errors.clone())),
-        })
-        .collect();
-    let mut notes = Vec::new();
-    prune::plan_prunes(desired, live, &index, opts, &mut apps, &mut notes);
-    for app in &mut apps {
-        order(&mut app.changes);
+    let mut planner = Planner::new(live, opts.clone());
+    for (path, errors) in &desired.failed_files {
+        planner.add_failed_file(path, errors);
     }
-    apps.sort_by_key(|a| a.app_id.to_string());
-    let mut summary = Summary {
-        apps: apps.len(),
-        ..Summary::default()
-    };
-    for a in &apps {
-        summary.counts.merge(&a.counts());
-        summary.apps_changed += usize::from(a.has_changes());
-        summary.apps_failed += usize::from(matches!(a.status, AppStatus::Failed(_)));
-        summary.apps_removed += usize::from(a.status == AppStatus::Removed);
+    for outcome in &desired.apps {
+        planner.add(outcome);
     }
-    Plan {
-        apps,
-        failed_files: desired
+    planner.finish()
+}
+
+/// What the prune pass needs to know about the desired state: small enough
+/// to keep while each App's objects are dropped right after planning it.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredIndex {
+    pub app_ids: BTreeSet<String>,
+    pub keys: BTreeSet<ObjectKey>,
+    pub failed_files: Vec<(String, Vec<Diagnostic>)>,
+    pub failed_apps: Vec<ResourceId>,
+}
+
+impl DesiredIndex {
+    pub fn any_failed(&self) -> bool {
+        !self.failed_files.is_empty() || !self.failed_apps.is_empty()
+    }
+}
+
+/// Plans App by App, so a caller can convert one App, plan it and drop its
+/// objects before the next: peak memory is the live state plus one App,
+/// not the live state plus every App's objects.
+pub struct Planner<'l> {
+    live: &'l Live,
+    index: BTreeMap<ObjectKey, &'l LiveObject>,
+    opts: PlanOptions,
+    apps: Vec<AppPlan>,
+    seen: DesiredIndex,
+}
+
+impl<'l> Planner<'l> {
+    pub fn new(live: &'l Live, opts: PlanOptions) -> Planner<'l> {
+        Planner {
+            live,
+            index: live.objects.iter().map(|o| (o.key(), o)).collect(),
+            opts,
+            apps: Vec::new(),
+            seen: DesiredIndex::default(),
+        }
+    }
+
+    /// An app file that failed to load (repository mode).
+    pub fn add_failed_file(&mut self, path: &str, errors: &[Diagnostic]) {
+        self.seen
             .failed_files
-            .iter()
-            .map(|(path, errors)| FailedFile {
-                path: path.clone(),
-                errors: errors.clone(),
-            })
-            .collect(),
-        notes,
-        summary,
+            .push((path.to_string(), errors.to_vec()));
+    }
+
+    /// Plans one App's outcome.
+    pub fn add(&mut self, outcome: &AppOutcome) {
+        self.seen.app_ids.insert(outcome.app_id.to_string());
+        let app = match &outcome.result {
+            Ok(app) => {
+                self.seen.keys.extend(app.objects.iter().map(ObjectKey::of));
+                plan_app(app, self.live, &self.index)
+            }
+            Err(errors) => {
+                self.seen.failed_apps.push(outcome.app_id.clone());
+                AppPlan::new(&outcome.app_id, AppStatus::Failed(errors.clone()))
+            }
+        };
+        self.apps.push(app);
+    }
+
+    /// Plans the prunes (which need every App seen) and totals the plan.
+    pub fn finish(self) -> Plan {
+        let Planner {
+            live,
+            index,
+            opts,
+            mut apps,
+            seen,
+        } = self;
+        let mut notes = Vec::new();
+        prune::plan_prunes(&seen, live, &index, &opts, &mut apps, &mut notes);
+        for app in &mut apps {
+            order(&mut app.changes);
+        }
+        apps.sort_by_key(|a| a.app_id.to_string());
+        let mut summary = Summary {
+            apps: apps.len(),
+            ..Summary::default()
+        };
+        for a in &apps {
+            summary.counts.merge(&a.counts());
+            summary.apps_changed += usize::from(a.has_changes());
+            summary.apps_failed += usize::from(matches!(a.status, AppStatus::Failed(_)));
+            summary.apps_removed += usize::from(a.status == AppStatus::Removed);
+        }
+        Plan {
+            apps,
+            failed_files: seen
+                .failed_files
+                .into_iter()
+                .map(|(path, errors)| FailedFile { path, errors })
+                .collect(),
+            notes,
+            summary,
+        }
     }
 }
 

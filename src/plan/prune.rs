@@ -10,8 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, AppPlan, AppStatus, Change, PlanOptions, Risk, Target};
-use crate::desired::Desired;
+use super::{Action, AppPlan, AppStatus, Change, DesiredIndex, PlanOptions, Risk, Target};
 use crate::live::{INVENTORY_NAME, InventoryEntry, Live, LiveObject, ObjectKey, api_group};
 use crate::model::{Kind, ResourceId};
 
@@ -24,7 +23,7 @@ struct Merged {
 }
 
 pub fn plan_prunes(
-    desired: &Desired,
+    desired: &DesiredIndex,
     live: &Live,
     index: &BTreeMap<ObjectKey, &LiveObject>,
     opts: &PlanOptions,
@@ -50,13 +49,8 @@ pub fn plan_prunes(
         }
     }
 
-    let in_desired: BTreeSet<String> = desired.apps.iter().map(|a| a.app_id.to_string()).collect();
-    let desired_keys: BTreeSet<ObjectKey> = desired
-        .apps
-        .iter()
-        .filter_map(|a| a.result.as_ref().ok())
-        .flat_map(|a| a.objects.iter().map(ObjectKey::of))
-        .collect();
+    let in_desired = &desired.app_ids;
+    let desired_keys = &desired.keys;
     let removed: Vec<&Merged> = merged
         .values()
         .filter(|m| !in_desired.contains(&m.app_id.to_string()))
@@ -71,10 +65,10 @@ pub fn plan_prunes(
     for (path, _) in &desired.failed_files {
         why_not.push(format!("app file {path} failed to load"));
     }
-    for a in desired.apps.iter().filter(|a| a.result.is_err()) {
-        why_not.push(format!("app {} failed to load", a.app_id));
+    for a in &desired.failed_apps {
+        why_not.push(format!("app {a} failed to load"));
     }
-    let total = desired.apps.len() + removed.len();
+    let total = desired.app_ids.len() + removed.len();
     // A share that is not a number allows no removal at all.
     let share = if opts.max_prune_share.is_nan() {
         0.0
@@ -123,7 +117,7 @@ pub fn plan_prunes(
             }
         } else {
             bad_line_warnings(m, &mut app.warnings);
-            app.changes = prune_changes(m, true, live, index, &desired_keys);
+            app.changes = prune_changes(m, true, live, index, desired_keys);
         }
         apps.push(app);
     }
@@ -136,7 +130,7 @@ pub fn plan_prunes(
             continue;
         };
         bad_line_warnings(m, &mut app.warnings);
-        let changes = prune_changes(m, false, live, index, &desired_keys);
+        let changes = prune_changes(m, false, live, index, desired_keys);
         app.changes.extend(changes);
     }
 }

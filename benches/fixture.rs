@@ -94,7 +94,9 @@ pub fn load_convert_plan(tree: &FileTree, live: &kompox::live::Live) -> kompox::
         ..Default::default()
     };
     let mut planner = kompox::plan::Planner::new(live, opts);
-    kompox::desired::for_each_app(&project, tree, &[], &disks, |outcome| planner.add(&outcome));
+    kompox::desired::for_each_app(&project, tree, &[], &disks, |outcome| {
+        planner.add(&outcome);
+    });
     planner.finish()
 }
 

@@ -11,6 +11,8 @@
 // loader; boxing them would add noise at each call for no measurable gain.
 #![allow(clippy::result_large_err)]
 
+pub mod apply;
+pub mod cluster;
 pub mod compose;
 pub mod convert;
 pub mod desired;

@@ -29,6 +29,27 @@ pub enum AppCommand {
         #[arg(long, value_name = "FILE")]
         out_manifest: Option<String>,
     },
+    /// Apply the App to its cluster without asking (server-side apply,
+    /// inventory, prune, wait for the Deployment).
+    Deploy {
+        /// Seconds to wait for the Deployment to become Available.
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
+        /// Do not wait for the Deployment.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Remove the App's stateless objects from its cluster. Disks, PVs and
+    /// PVCs are never touched.
+    Destroy {
+        /// Also delete the App's namespace (refused when it holds a
+        /// PersistentVolumeClaim, unless --allow-destroy).
+        #[arg(long)]
+        delete_namespace: bool,
+        /// Allow deleting a namespace that holds a PersistentVolumeClaim.
+        #[arg(long)]
+        allow_destroy: bool,
+    },
 }
 
 pub fn run(g: &GlobalArgs, args: &AppArgs) -> anyhow::Result<i32> {
@@ -37,6 +58,22 @@ pub fn run(g: &GlobalArgs, args: &AppArgs) -> anyhow::Result<i32> {
             out_compose,
             out_manifest,
         } => validate(g, out_compose.as_deref(), out_manifest.as_deref()),
+        AppCommand::Deploy { timeout, no_wait } => {
+            let sel = match super::plan::select(g)? {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let opts = kompox::apply::ApplyOptions {
+                wait: !no_wait,
+                timeout: std::time::Duration::from_secs(*timeout),
+                ..Default::default()
+            };
+            super::apply::execute(&sel, None, true, &opts)
+        }
+        AppCommand::Destroy {
+            delete_namespace,
+            allow_destroy,
+        } => super::destroy::run(g, *delete_namespace, *allow_destroy),
     }
 }
 

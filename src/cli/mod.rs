@@ -5,6 +5,9 @@
 //! the library and hands the result to a printer.
 
 mod app;
+mod apply;
+mod clusters;
+mod destroy;
 mod init;
 mod output;
 mod plan;
@@ -85,12 +88,16 @@ pub enum Command {
     Init(init::InitArgs),
     /// Show what would change in the cluster and the disks.
     Plan(plan::PlanArgs),
+    /// Apply the plan: server-side apply, inventory, prune, wait.
+    Apply(apply::ApplyArgs),
     /// Print the version.
     Version,
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
+    // One rustls crypto provider for the whole process (CONVENTIONS).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -104,6 +111,7 @@ pub fn main() -> i32 {
         Command::App(a) => app::run(&cli.global, a),
         Command::Init(i) => init::run(&cli.global, i),
         Command::Plan(p) => plan::run(&cli.global, p),
+        Command::Apply(a) => apply::run(&cli.global, a),
         Command::Version => {
             output::stdout(&format!("kompoxops {}\n", env!("CARGO_PKG_VERSION")));
             Ok(0)
@@ -133,4 +141,12 @@ fn init_logging(g: &GlobalArgs) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.without_time().try_init(),
     };
+}
+
+/// The async runtime for commands that talk to a cluster.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }

@@ -5,13 +5,16 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
 
+use super::clusters::{self, ClusterRun};
+use super::project::Loaded;
 use super::{EXIT_ERROR, GlobalArgs, output, project, render};
 use kompox::convert::BoundDisk;
 use kompox::desired::{self, AssignedDisks};
 use kompox::hash::AppHashes;
 use kompox::kom::Project;
 use kompox::live::Live;
-use kompox::plan::{PlanOptions, Planner};
+use kompox::model::ResourceId;
+use kompox::plan::{Plan, PlanOptions, Planner};
 use kompox::report::{self, Header, LiveDescription};
 
 #[derive(Debug, clap::Args)]
@@ -25,7 +28,8 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Write the plan to FILE instead of stdout.
+    /// Write the plan to FILE instead of stdout (`kompoxops apply FILE`
+    /// takes a plan saved with `--format json`).
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
@@ -40,9 +44,17 @@ pub enum Format {
     Json,
 }
 
-pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
+/// A loaded project with the Apps a command works on.
+pub struct Selected {
+    pub loaded: Loaded,
+    pub project: Project,
+    pub ids: Vec<ResourceId>,
+}
+
+/// Loads the project and resolves the App selection, rendering problems.
+pub fn select(g: &GlobalArgs) -> anyhow::Result<Result<Selected, i32>> {
     let loaded = project::load(g)?;
-    let project = match loaded.project {
+    let project = match loaded.project.clone() {
         Ok(p) => p,
         Err(diags) => {
             render::diagnostics(&diags, &loaded.tree);
@@ -50,67 +62,48 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
         }
     };
     render::diagnostics(&project.warnings, &loaded.tree);
-    let ids = match super::app::selected_apps(g, &project) {
-        Ok(ids) => ids,
+    match super::app::selected_apps(g, &project) {
+        Ok(ids) => Ok(Ok(Selected {
+            loaded,
+            project,
+            ids,
+        })),
         Err(d) => {
             render::diagnostics(&[d], &loaded.tree);
-            return Ok(EXIT_ERROR);
+            Ok(Err(EXIT_ERROR))
         }
-    };
-    let (live, live_desc) = if args.offline {
-        (Live::empty(), LiveDescription::Offline)
-    } else if let Some(path) = &args.live {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the live file `{path}`"))?;
-        let live = Live::from_json(&text).with_context(|| format!("invalid live file `{path}`"))?;
-        (live, LiveDescription::File(path.clone()))
-    } else {
-        return Err(no_cluster(&project, &ids));
-    };
-
-    let disks = assigned_disks(&project, &live);
-    let opts = plan_options(&project, ids.is_empty());
-    // Convert and plan App by App: only one App's objects are held at a time.
-    let mut planner = Planner::new(&live, opts);
-    let mut failed = false;
-    for (path, errs) in desired::failed_files(&project) {
-        render::diagnostics(&errs, &loaded.tree);
-        planner.add_failed_file(&path, &errs);
-        failed = true;
     }
-    desired::for_each_app(&project, &loaded.tree, &ids, &disks, |outcome| {
-        match &outcome.result {
-            Err(errs) => {
-                render::diagnostics(errs, &loaded.tree);
-                failed = true;
-            }
-            // The plan itself shows the disk to create; the converter's
-            // "no assigned disk" warning would only repeat it.
-            Ok(d) => {
-                let warnings: Vec<_> = d
-                    .warnings
-                    .iter()
-                    .filter(|w| w.rule != "volume-assignment-missing")
-                    .cloned()
-                    .collect();
-                render::diagnostics(&warnings, &loaded.tree)
-            }
-        }
-        planner.add(&outcome);
-    });
-    let plan = planner.finish();
+}
 
-    let header = Header {
-        revision: kompox::source::git_head(&loaded.root),
-        workspace: project
-            .kom
-            .workspaces
-            .iter()
-            .map(|w| w.meta.name.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        live: live_desc,
+pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
+    let sel = match select(g)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
     };
+    let (plan, failed, live_desc) = if args.offline || args.live.is_some() {
+        let (live, desc) = if let Some(path) = &args.live {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the live file `{path}`"))?;
+            let live =
+                Live::from_json(&text).with_context(|| format!("invalid live file `{path}`"))?;
+            (live, LiveDescription::File(path.clone()))
+        } else {
+            (Live::empty(), LiveDescription::Offline)
+        };
+        let (plan, failed) = plan_against(&sel, &live);
+        (plan, failed, desc)
+    } else {
+        let rt = super::runtime()?;
+        let runs = clusters::observe(&rt, &sel.project, &sel.loaded.root, &sel.ids)?;
+        let (plan, failed) = plan_clusters(&sel, &runs, Some(&rt));
+        let names = runs
+            .iter()
+            .map(|r| r.conn.cluster.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        (plan, failed, LiveDescription::Cluster(names))
+    };
+    let header = header(&sel, live_desc);
     let color = args.out.is_none() && std::io::stdout().is_terminal();
     let rendered = match args.format {
         Format::Text => report::text(&plan, &header, color),
@@ -133,6 +126,106 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
     })
 }
 
+pub fn header(sel: &Selected, live: LiveDescription) -> Header {
+    Header {
+        revision: kompox::source::git_head(&sel.loaded.root),
+        workspace: sel
+            .project
+            .kom
+            .workspaces
+            .iter()
+            .map(|w| w.meta.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        live,
+    }
+}
+
+/// Plans every cluster against its own observed state and joins the plans.
+pub fn plan_clusters(
+    sel: &Selected,
+    runs: &[ClusterRun],
+    rt: Option<&tokio::runtime::Runtime>,
+) -> (Plan, bool) {
+    let mut plans = Vec::new();
+    let mut failed = false;
+    for (i, run) in runs.iter().enumerate() {
+        let (p, f) = plan_one(
+            sel,
+            &run.observed.live,
+            &run.apps,
+            sel.ids.is_empty(),
+            i == 0,
+            rt.map(|r| (r, run)),
+        );
+        plans.push(p);
+        failed |= f;
+    }
+    (Plan::merge(plans), failed)
+}
+
+/// Plans the selected Apps against one live state (offline or a file).
+pub fn plan_against(sel: &Selected, live: &Live) -> (Plan, bool) {
+    plan_one(sel, live, &sel.ids, sel.ids.is_empty(), true, None)
+}
+
+fn plan_one(
+    sel: &Selected,
+    live: &Live,
+    ids: &[ResourceId],
+    all_apps: bool,
+    report_failed_files: bool,
+    cluster: Option<(&tokio::runtime::Runtime, &ClusterRun)>,
+) -> (Plan, bool) {
+    let tree = &sel.loaded.tree;
+    let disks = assigned_disks(&sel.project, live);
+    let opts = plan_options(&sel.project, all_apps);
+    // Convert and plan App by App: only one App's objects are held at a time.
+    let mut planner = Planner::new(live, opts);
+    let mut failed = false;
+    for (path, errs) in desired::failed_files(&sel.project) {
+        if report_failed_files {
+            render::diagnostics(&errs, tree);
+        }
+        planner.add_failed_file(&path, &errs);
+        failed = true;
+    }
+    let only: Vec<ResourceId> = if ids.is_empty() {
+        sel.project
+            .kom
+            .apps
+            .iter()
+            .map(|a| a.meta.id.clone())
+            .collect()
+    } else {
+        ids.to_vec()
+    };
+    desired::for_each_app(&sel.project, tree, &only, &disks, |outcome| {
+        match &outcome.result {
+            Err(errs) => {
+                render::diagnostics(errs, tree);
+                failed = true;
+            }
+            // The plan itself shows the disk to create; the converter's
+            // "no assigned disk" warning would only repeat it.
+            Ok(d) => {
+                let warnings: Vec<_> = d
+                    .warnings
+                    .iter()
+                    .filter(|w| w.rule != "volume-assignment-missing")
+                    .cloned()
+                    .collect();
+                render::diagnostics(&warnings, tree)
+            }
+        }
+        let app_plan = planner.add(&outcome);
+        if let (Some((rt, run)), Ok(d)) = (cluster, &outcome.result) {
+            rt.block_on(kompox::apply::refine_with_dry_run(&run.conn, d, app_plan));
+        }
+    });
+    (planner.finish(), failed)
+}
+
 /// Plan options from the workspace policy. Removed apps are only detected
 /// when every App of the project is planned.
 fn plan_options(project: &Project, all_apps: bool) -> PlanOptions {
@@ -153,7 +246,7 @@ fn plan_options(project: &Project, all_apps: bool) -> PlanOptions {
 
 /// The assigned disk of each app volume, from the live disks (keyed by the
 /// cluster-independent app id hash).
-fn assigned_disks(project: &Project, live: &Live) -> AssignedDisks {
+pub fn assigned_disks(project: &Project, live: &Live) -> AssignedDisks {
     let mut out = AssignedDisks::new();
     for app in &project.kom.apps {
         let Some(ctx) = desired::context(&project.kom, app) else {
@@ -186,28 +279,4 @@ fn assigned_disks(project: &Project, live: &Live) -> AssignedDisks {
         }
     }
     out
-}
-
-/// Without `--offline` or `--live`, the plan needs the cluster. Observing a
-/// cluster arrives with the apply issue; until then say exactly what to do.
-fn no_cluster(project: &Project, ids: &[kompox::model::ResourceId]) -> anyhow::Error {
-    let clusters: Vec<String> = project
-        .kom
-        .apps
-        .iter()
-        .filter(|a| ids.is_empty() || ids.contains(&a.meta.id))
-        .filter_map(|a| a.meta.id.parent())
-        .map(|c| c.to_string())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    anyhow::anyhow!(
-        "no reachable cluster to observe for {}: this version cannot read live state from a cluster yet.\n  \
-         Use `--offline` to plan against empty live state, or `--live FILE` with `{{\"objects\": <kubectl get -o json>, \"disks\": [...]}}`.",
-        if clusters.is_empty() {
-            "the selected apps".to_string()
-        } else {
-            clusters.join(", ")
-        }
-    )
 }

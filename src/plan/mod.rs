@@ -411,6 +411,44 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.apps.iter().any(AppPlan::has_changes)
     }
+
+    /// Joins the plans of several clusters (each planned against its own
+    /// live state) into one, apps sorted by id, totals recomputed.
+    pub fn merge(plans: Vec<Plan>) -> Plan {
+        let mut apps = Vec::new();
+        let mut failed_files = Vec::new();
+        let mut notes = Vec::new();
+        for p in plans {
+            apps.extend(p.apps);
+            for f in p.failed_files {
+                if !failed_files.iter().any(|g: &FailedFile| g.path == f.path) {
+                    failed_files.push(f);
+                }
+            }
+            for n in p.notes {
+                if !notes.contains(&n) {
+                    notes.push(n);
+                }
+            }
+        }
+        apps.sort_by_key(|a| a.app_id.to_string());
+        let mut summary = Summary {
+            apps: apps.len(),
+            ..Summary::default()
+        };
+        for a in &apps {
+            summary.counts.merge(&a.counts());
+            summary.apps_changed += usize::from(a.has_changes());
+            summary.apps_failed += usize::from(matches!(a.status, AppStatus::Failed(_)));
+            summary.apps_removed += usize::from(a.status == AppStatus::Removed);
+        }
+        Plan {
+            apps,
+            failed_files,
+            notes,
+            summary,
+        }
+    }
 }
 
 /// Plans the desired state against the live state.
@@ -470,8 +508,10 @@ impl<'l> Planner<'l> {
             .push((path.to_string(), errors.to_vec()));
     }
 
-    /// Plans one App's outcome.
-    pub fn add(&mut self, outcome: &AppOutcome) {
+    /// Plans one App's outcome and returns its plan, so a caller with a
+    /// cluster can refine it (server-side dry-run) while it still holds
+    /// the App's objects.
+    pub fn add(&mut self, outcome: &AppOutcome) -> &mut AppPlan {
         self.seen.app_ids.insert(outcome.app_id.to_string());
         let app = match &outcome.result {
             Ok(app) => {
@@ -484,6 +524,7 @@ impl<'l> Planner<'l> {
             }
         };
         self.apps.push(app);
+        self.apps.last_mut().expect("just pushed")
     }
 
     /// Plans the prunes (which need every App seen) and totals the plan.
@@ -579,6 +620,17 @@ fn plan_object(o: &Object, live: Option<&LiveObject>) -> Change {
     };
     let n = normalize::pair(o, l);
     if n.desired == n.live {
+        // Same content, but made by another field manager (the original
+        // Kompox, kubectl): applying takes ownership of our fields without
+        // changing or recreating the object (DECISIONS 2).
+        if normalize::ownership(&l.body) == normalize::Ownership::Adoption {
+            let mut c = Change::new(target, Action::Update, Risk::Safe);
+            c.reasons = vec![
+                "adoption: take ownership of the declared fields; the object does not change"
+                    .into(),
+            ];
+            return c;
+        }
         return Change::new(target, Action::NoOp, Risk::Safe);
     }
     let fields = diff::changed_paths(&n.live, &n.desired);

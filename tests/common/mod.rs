@@ -60,7 +60,10 @@ pub fn kompoxops(dir: &Path) -> Command {
         .env_remove("KOMPOX_ROOT")
         .env_remove("KOMPOX_DIR")
         .env_remove("KOMPOX_KOM_PATH")
-        .env_remove("KOMPOX_KOM_APP");
+        .env_remove("KOMPOX_KOM_APP")
+        // Never reach for a real cluster from a developer's kubeconfig.
+        .env_remove("KUBECONFIG")
+        .env("HOME", "/nonexistent");
     cmd
 }
 

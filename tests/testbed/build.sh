@@ -13,7 +13,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${KOMPOX_TESTBED_CACHE:-${HOME}/.cache/kompox-testbed}"
+cache="${KOMPOX_TESTBED_CACHE:-${HOME:-/root}/.cache/kompox-testbed}"
 
 modver() { # modver <go.mod> <module path> -> version from its require line
   awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$1"
@@ -58,6 +58,8 @@ if [[ ${#need_k8s[@]} -eq 0 && $need_etcd -eq 0 && $need_kwok -eq 0 ]]; then
   exit 0
 fi
 
+# The machine image has Go; a non-login shell may lack it on PATH.
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin:${HOME:-/root}/go/bin"
 command -v go >/dev/null 2>&1 || { log "the 'go' command is required (Go >= 1.26)"; exit 1; }
 
 # One builder at a time per cache (parallel test binaries may all ask).
@@ -118,7 +120,7 @@ if [[ $need_kwok -eq 1 ]]; then
 fi
 
 if [[ ${#need_k8s[@]} -gt 0 ]]; then
-  log "building ${need_k8s[*]} $k8s_version (cold: ~20-40 min on 2 cores)"
+  log "building ${need_k8s[*]} $k8s_version (cold: ~6-10 min on 2 cores)"
   t=$SECONDS
   # The version ldflags of kubernetes' hack/lib/version.sh, without vendor/.
   ld="-s -w"

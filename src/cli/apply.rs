@@ -1,0 +1,207 @@
+//! `kompoxops apply`: plan against the clusters, confirm, then apply.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, bail};
+
+use super::clusters::{self, ClusterRun};
+use super::plan::{Selected, header, plan_clusters, select};
+use super::{EXIT_ERROR, GlobalArgs, output};
+use kompox::apply::{self, ApplyOptions, ApplyReport, Event};
+use kompox::desired;
+use kompox::plan::{AppStatus, Plan};
+use kompox::report::{self, LiveDescription};
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `kompoxops plan --format json --out FILE`; refused
+    /// when the repository or the cluster changed since.
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<String>,
+    /// Apply without asking for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Seconds to wait for each Deployment to become Available.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub timeout: u64,
+    /// Do not wait for Deployments to become Available.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+pub fn run(g: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<i32> {
+    let sel = match select(g)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let opts = ApplyOptions {
+        wait: !args.no_wait,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        ..ApplyOptions::default()
+    };
+    execute(&sel, args.plan.as_deref(), args.auto_approve, &opts)
+}
+
+/// Plans, checks, confirms and applies; shared with `app deploy`.
+pub fn execute(
+    sel: &Selected,
+    saved: Option<&str>,
+    auto_approve: bool,
+    opts: &ApplyOptions,
+) -> anyhow::Result<i32> {
+    let rt = super::runtime()?;
+    let runs = clusters::observe(&rt, &sel.project, &sel.loaded.root, &sel.ids)?;
+    let (plan, failed) = plan_clusters(sel, &runs, Some(&rt));
+    let names = runs
+        .iter()
+        .map(|r| r.conn.cluster.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let header = header(sel, LiveDescription::Cluster(names));
+    if let Some(path) = saved {
+        check_not_stale(path, &report::json(&plan, &header))?;
+    }
+    output::stdout(&report::text(
+        &plan,
+        &header,
+        std::io::stdout().is_terminal(),
+    ));
+    if !plan.has_changes() {
+        return Ok(if failed { EXIT_ERROR } else { 0 });
+    }
+    if plan.summary.counts.destructive > 0 {
+        bail!("the plan has destructive changes; Kompox refuses to apply them in this version");
+    }
+    if !auto_approve && !confirm()? {
+        eprintln!("Apply cancelled.");
+        return Ok(EXIT_ERROR);
+    }
+    let mut total = ApplyReport::default();
+    let mut errors = 0;
+    for run in &runs {
+        apply_cluster(sel, run, &plan, opts, &rt, &mut total, &mut errors);
+    }
+    eprintln!(
+        "Apply complete: {} applied, {} pruned, {} write requests{}.",
+        total.applied,
+        total.pruned,
+        total.writes,
+        if errors > 0 {
+            format!(", {errors} app(s) failed")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed || errors > 0 { EXIT_ERROR } else { 0 })
+}
+
+fn apply_cluster(
+    sel: &Selected,
+    run: &ClusterRun,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    rt: &tokio::runtime::Runtime,
+    total: &mut ApplyReport,
+    errors: &mut usize,
+) {
+    let disks = super::plan::assigned_disks(&sel.project, &run.observed.live);
+    let mut on_event = |e: Event| match e {
+        Event::Applied { what, action } => eprintln!("  {} {what}", action.as_str()),
+        Event::Pruned { what } => eprintln!("  prune {what}"),
+        Event::Waiting {
+            what,
+            elapsed,
+            message,
+        } => {
+            let s = elapsed.as_secs();
+            if s > 0 && s % 5 == 0 && elapsed.subsec_millis() < 500 {
+                eprintln!("  waiting for {what} to be available ({s}s): {message}");
+            }
+        }
+        Event::Ready { what, elapsed } => {
+            eprintln!("  {what} is available ({:.1}s)", elapsed.as_secs_f64())
+        }
+    };
+    let mut add = |r: Result<ApplyReport, apply::ApplyError>, app: &str| match r {
+        Ok(r) => {
+            total.applied += r.applied;
+            total.pruned += r.pruned;
+            total.writes += r.writes;
+        }
+        Err(e) => {
+            eprintln!("error: app {app}: {e}");
+            *errors += 1;
+        }
+    };
+    desired::for_each_app(
+        &sel.project,
+        &sel.loaded.tree,
+        &run.apps,
+        &disks,
+        |outcome| {
+            let (Ok(d), Some(p)) = (
+                &outcome.result,
+                plan.apps.iter().find(|p| p.app_id == outcome.app_id),
+            ) else {
+                return;
+            };
+            eprintln!("app {}:", outcome.app_id);
+            let r = rt.block_on(apply::apply_app(
+                &run.conn,
+                d,
+                p,
+                &run.observed.live,
+                opts,
+                &mut on_event,
+            ));
+            add(r, &outcome.app_id.to_string());
+        },
+    );
+    for p in plan
+        .apps
+        .iter()
+        .filter(|p| p.status == AppStatus::Removed && p.cluster_id == run.cluster_id)
+    {
+        eprintln!("app {} (removed from Git):", p.app_id);
+        let r = rt.block_on(apply::apply_removed(&run.conn, p, opts, &mut on_event));
+        add(r, &p.app_id.to_string());
+    }
+}
+
+/// A saved plan is applied only if planning now gives the same changes.
+fn check_not_stale(path: &str, fresh: &str) -> anyhow::Result<()> {
+    let saved = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the saved plan `{path}`"))?;
+    let saved: serde_json::Value = serde_json::from_str(&saved)
+        .with_context(|| format!("`{path}` is not a plan saved with `--format json`"))?;
+    let fresh: serde_json::Value =
+        serde_json::from_str(fresh).context("internal: fresh plan is not JSON")?;
+    let strip = |mut v: serde_json::Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("header");
+        }
+        v
+    };
+    if saved.get("format_version") != fresh.get("format_version") {
+        bail!("the saved plan `{path}` has another format version; plan again");
+    }
+    if strip(saved) != strip(fresh) {
+        bail!(
+            "the saved plan `{path}` is stale: the repository or the cluster changed since it was made; run `kompoxops plan` again"
+        );
+    }
+    Ok(())
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to apply without confirmation: stdin is not a terminal (pass --auto-approve)"
+        );
+    }
+    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}

@@ -1,0 +1,90 @@
+//! Connecting to the clusters of the selected Apps and observing them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+
+use kompox::cluster::{self, Connection, Observed};
+use kompox::kom::Project;
+use kompox::model::ResourceId;
+
+/// One cluster's connection, what it holds, and the Apps planned on it.
+pub struct ClusterRun {
+    pub cluster_id: ResourceId,
+    pub conn: Connection,
+    pub observed: Observed,
+    pub apps: Vec<ResourceId>,
+}
+
+/// The selected Apps grouped by their Cluster.
+pub fn apps_by_cluster(
+    project: &Project,
+    ids: &[ResourceId],
+) -> BTreeMap<ResourceId, Vec<ResourceId>> {
+    let mut out: BTreeMap<ResourceId, Vec<ResourceId>> = BTreeMap::new();
+    for app in &project.kom.apps {
+        if !ids.is_empty() && !ids.contains(&app.meta.id) {
+            continue;
+        }
+        if let Some(c) = app.meta.id.parent() {
+            out.entry(c).or_default().push(app.meta.id.clone());
+        }
+    }
+    out
+}
+
+/// The kubeconfig of a Cluster (DECISIONS 15): `spec.kubeconfig.path`
+/// (relative to the project root), else `KUBECONFIG`, else
+/// `~/.kube/config`.
+fn kubeconfig_for(
+    project: &Project,
+    root: &Path,
+    cluster: &ResourceId,
+) -> Option<(String, Option<String>)> {
+    let c = project.kom.cluster(cluster)?;
+    let context = c.kubeconfig.as_ref().and_then(|k| k.context.clone());
+    if let Some(p) = c.kubeconfig.as_ref().and_then(|k| k.path.clone()) {
+        return Some((root.join(p).to_string_lossy().into_owned(), context));
+    }
+    if let Ok(env) = std::env::var("KUBECONFIG")
+        && let Some(first) = env.split(':').find(|s| !s.is_empty())
+    {
+        return Some((first.to_string(), context));
+    }
+    let home = std::env::var("HOME").ok()?;
+    let p = Path::new(&home).join(".kube/config");
+    p.exists()
+        .then(|| (p.to_string_lossy().into_owned(), context))
+}
+
+/// Connects to and observes every cluster of the selected Apps.
+pub fn observe(
+    rt: &tokio::runtime::Runtime,
+    project: &Project,
+    root: &Path,
+    ids: &[ResourceId],
+) -> anyhow::Result<Vec<ClusterRun>> {
+    let mut runs = Vec::new();
+    for (cluster_id, apps) in apps_by_cluster(project, ids) {
+        let name = cluster_id.name().to_string();
+        let (path, context) = kubeconfig_for(project, root, &cluster_id).ok_or(
+            cluster::ConnectError::NoKubeconfig {
+                cluster: name.clone(),
+            },
+        )?;
+        let conn = rt
+            .block_on(cluster::connect(&name, &path, context.as_deref()))
+            .with_context(|| "use --offline to plan without live state, or --live FILE")?;
+        let observed = rt
+            .block_on(cluster::observe(&conn))
+            .with_context(|| format!("cannot observe cluster `{name}`"))?;
+        runs.push(ClusterRun {
+            cluster_id,
+            conn,
+            observed,
+            apps,
+        });
+    }
+    Ok(runs)
+}

@@ -607,3 +607,29 @@ fn yaml_to_json(doc: &str) -> Value {
     let nodes = kompox::yaml::parse_documents(doc, &kompox::yaml::Limits::default()).unwrap();
     nodes[0].to_json()
 }
+
+#[test]
+fn a_placement_no_node_matches_is_warned_about() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "nonode");
+    repo.app("web", "", WEB);
+    // Placement on a pool no testbed node has.
+    let kom = format!(
+        "apiVersion: ops.kompox.dev/v1alpha1
+kind: App
+metadata: {{name: web, annotations: {{ops.kompox.dev/id: /ws/{}/prv/k3s/cls/tb/app/web}}}}
+spec:
+  compose: file:compose.yml
+  deployment: {{pool: gpu}}
+",
+        repo.ws
+    );
+    write(repo.dir.path(), "apps/web/kompoxapp.yml", &kom);
+    let (code, text) = repo.plan();
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("no node of the cluster matches")
+            && text.contains("kompox.dev/node-pool=gpu"),
+        "{text}"
+    );
+}

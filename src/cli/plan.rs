@@ -221,6 +221,10 @@ fn plan_one(
         let app_plan = planner.add(&outcome);
         if let (Some((rt, run)), Ok(d)) = (cluster, &outcome.result) {
             rt.block_on(kompox::apply::refine_with_dry_run(&run.conn, d, app_plan));
+            if let Some(w) = kompox::plan::scheduling::unschedulable_warning(d, &run.observed.nodes)
+            {
+                app_plan.warnings.push(w);
+            }
         }
     });
     (planner.finish(), failed)

@@ -26,6 +26,7 @@ mod diff;
 mod disks;
 pub mod normalize;
 mod prune;
+pub mod scheduling;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

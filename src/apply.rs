@@ -233,25 +233,7 @@ pub async fn apply_app(
         }
     }
 
-    for c in &prunes {
-        if let Target::Object {
-            api_version,
-            kind,
-            namespace,
-            name,
-        } = &c.target
-        {
-            retry(opts, || {
-                cluster::delete_object(conn, api_version, kind, namespace.as_deref(), name)
-            })
-            .await?;
-            report.pruned += 1;
-            report.writes += 1;
-            on_event(Event::Pruned {
-                what: describe(&c.target),
-            });
-        }
-    }
+    prune(conn, &prunes, opts, &mut report, on_event).await?;
     if union != new_lines {
         retry(opts, || cluster::apply_object(conn, &new_inv.body)).await?;
         report.writes += 1;
@@ -286,7 +268,26 @@ pub async fn apply_removed(
     if prunes.is_empty() {
         return Ok(report);
     }
-    for c in &prunes {
+    prune(conn, &prunes, opts, &mut report, on_event).await?;
+    if let Some(ns) = &plan.namespace {
+        retry(opts, || {
+            cluster::delete_object(conn, "v1", "ConfigMap", Some(ns), INVENTORY_NAME)
+        })
+        .await?;
+        report.writes += 1;
+    }
+    Ok(report)
+}
+
+/// Deletes the objects of prune changes, in the given (plan) order.
+async fn prune(
+    conn: &Connection,
+    prunes: &[&crate::plan::Change],
+    opts: &ApplyOptions,
+    report: &mut ApplyReport,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<(), ApplyError> {
+    for c in prunes {
         if let Target::Object {
             api_version,
             kind,
@@ -305,14 +306,7 @@ pub async fn apply_removed(
             });
         }
     }
-    if let Some(ns) = &plan.namespace {
-        retry(opts, || {
-            cluster::delete_object(conn, "v1", "ConfigMap", Some(ns), INVENTORY_NAME)
-        })
-        .await?;
-        report.writes += 1;
-    }
-    Ok(report)
+    Ok(())
 }
 
 async fn wait_available(

@@ -242,6 +242,7 @@ impl Cx<'_, '_> {
         }
     }
 
+    /// An error in the compose file.
     fn error(
         &mut self,
         rule: &'static str,
@@ -249,13 +250,8 @@ impl Cx<'_, '_> {
         msg: impl Into<String>,
         help: &str,
     ) {
-        let mut d = Diagnostic::error(rule, msg)
-            .at(self.compose_file(), span)
-            .resource(self.input.ctx.app.meta.id.to_string());
-        if !help.is_empty() {
-            d = d.help(help);
-        }
-        self.errors.push(d);
+        let file = self.compose_file();
+        self.push_error(file, rule, span, msg, help);
     }
 
     fn warn(&mut self, rule: &'static str, span: crate::yaml::Span, msg: impl Into<String>) {
@@ -266,6 +262,7 @@ impl Cx<'_, '_> {
         );
     }
 
+    /// An error in the App's KOM document.
     fn kom_error(
         &mut self,
         rule: &'static str,
@@ -273,8 +270,20 @@ impl Cx<'_, '_> {
         msg: impl Into<String>,
         help: &str,
     ) {
+        let file = self.input.ctx.app.meta.origin.path.clone();
+        self.push_error(file, rule, span, msg, help);
+    }
+
+    fn push_error(
+        &mut self,
+        file: String,
+        rule: &'static str,
+        span: crate::yaml::Span,
+        msg: impl Into<String>,
+        help: &str,
+    ) {
         let mut d = Diagnostic::error(rule, msg)
-            .at(self.input.ctx.app.meta.origin.path.clone(), span)
+            .at(file, span)
             .resource(self.input.ctx.app.meta.id.to_string());
         if !help.is_empty() {
             d = d.help(help);

@@ -389,6 +389,23 @@ pub struct Summary {
     pub apps_removed: usize,
 }
 
+impl Summary {
+    /// Totals over the apps of a plan.
+    pub fn of(apps: &[AppPlan]) -> Summary {
+        let mut summary = Summary {
+            apps: apps.len(),
+            ..Summary::default()
+        };
+        for a in apps {
+            summary.counts.merge(&a.counts());
+            summary.apps_changed += usize::from(a.has_changes());
+            summary.apps_failed += usize::from(matches!(a.status, AppStatus::Failed(_)));
+            summary.apps_removed += usize::from(a.status == AppStatus::Removed);
+        }
+        summary
+    }
+}
+
 /// An app file that failed to load (repository mode).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedFile {
@@ -433,16 +450,7 @@ impl Plan {
             }
         }
         apps.sort_by_key(|a| a.app_id.to_string());
-        let mut summary = Summary {
-            apps: apps.len(),
-            ..Summary::default()
-        };
-        for a in &apps {
-            summary.counts.merge(&a.counts());
-            summary.apps_changed += usize::from(a.has_changes());
-            summary.apps_failed += usize::from(matches!(a.status, AppStatus::Failed(_)));
-            summary.apps_removed += usize::from(a.status == AppStatus::Removed);
-        }
+        let summary = Summary::of(&apps);
         Plan {
             apps,
             failed_files,
@@ -543,16 +551,7 @@ impl<'l> Planner<'l> {
             order(&mut app.changes);
         }
         apps.sort_by_key(|a| a.app_id.to_string());
-        let mut summary = Summary {
-            apps: apps.len(),
-            ..Summary::default()
-        };
-        for a in &apps {
-            summary.counts.merge(&a.counts());
-            summary.apps_changed += usize::from(a.has_changes());
-            summary.apps_failed += usize::from(matches!(a.status, AppStatus::Failed(_)));
-            summary.apps_removed += usize::from(a.status == AppStatus::Removed);
-        }
+        let summary = Summary::of(&apps);
         Plan {
             apps,
             failed_files: seen

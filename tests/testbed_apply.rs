@@ -11,134 +11,17 @@ mod testbed;
 #[path = "common/golden.rs"]
 mod golden;
 
+#[path = "common/repo.rs"]
+mod repo;
+
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
-use assert_cmd::Command;
-use kompox::hash::AppHashes;
+use repo::{Repo, WEB, write};
 use serde_json::{Value, json};
 use testbed::{Testbed, testbed};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-/// A repository: shared KOM (workspace `ws`, provider k3s, cluster `tb`
-/// pointing at the testbed) and one directory per app.
-struct Repo {
-    dir: tempfile::TempDir,
-    ws: String,
-}
-
-impl Repo {
-    fn new(tb: &Testbed, prefix: &str) -> Repo {
-        let ws = tb.unique_name(prefix);
-        let dir = tempfile::tempdir().unwrap();
-        let shared = format!(
-            "apiVersion: ops.kompox.dev/v1alpha1
-kind: Workspace
-metadata: {{name: {ws}, annotations: {{ops.kompox.dev/id: /ws/{ws}}}}}
-spec: {{}}
----
-apiVersion: ops.kompox.dev/v1alpha1
-kind: Provider
-metadata: {{name: k3s, annotations: {{ops.kompox.dev/id: /ws/{ws}/prv/k3s}}}}
-spec: {{driver: k3s}}
----
-apiVersion: ops.kompox.dev/v1alpha1
-kind: Cluster
-metadata: {{name: tb, annotations: {{ops.kompox.dev/id: /ws/{ws}/prv/k3s/cls/tb}}}}
-spec:
-  existing: true
-  kubeconfig: {{path: {}}}
-",
-            tb.kubeconfig_path.display()
-        );
-        write(
-            dir.path(),
-            ".kompox/config.yml",
-            "version: 1\napps:\n  - apps/*/kompoxapp.yml\n",
-        );
-        write(dir.path(), ".kompox/kom/shared.yml", &shared);
-        Repo { dir, ws }
-    }
-
-    fn app(&self, name: &str, spec_extra: &str, compose: &str) {
-        let kom = format!(
-            "apiVersion: ops.kompox.dev/v1alpha1
-kind: App
-metadata: {{name: {name}, annotations: {{ops.kompox.dev/id: /ws/{}/prv/k3s/cls/tb/app/{name}}}}}
-spec:
-  compose: file:compose.yml
-  deployment: {{zone: zone-b}}
-{spec_extra}",
-            self.ws
-        );
-        write(self.dir.path(), &format!("apps/{name}/kompoxapp.yml"), &kom);
-        write(
-            self.dir.path(),
-            &format!("apps/{name}/compose.yml"),
-            compose,
-        );
-    }
-
-    fn remove_app(&self, name: &str) {
-        std::fs::remove_dir_all(self.dir.path().join("apps").join(name)).unwrap();
-    }
-
-    fn namespace(&self, app: &str) -> String {
-        let h = AppHashes::new(&self.ws, "k3s", "tb", app);
-        format!("k4x-{}-{app}-{}", h.provider, h.app_id)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::cargo_bin("kompoxops")
-            .unwrap()
-            .current_dir(self.dir.path())
-            .env_remove("KUBECONFIG")
-            .args(args)
-            .timeout(Duration::from_secs(240))
-            .output()
-            .unwrap()
-    }
-
-    fn apply(&self) -> String {
-        let out = self.run(&["apply", "--auto-approve", "--timeout", "120"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(0), "apply failed:\n{text}");
-        text
-    }
-
-    fn plan(&self) -> (i32, String) {
-        let out = self.run(&["plan", "--detailed-exitcode"]);
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-const WEB: &str = "services:
-  web:
-    image: nginx:1.27
-    ports: [\"8080:80\"]
-    environment: {GREETING: hello}
-  cache:
-    image: redis:7
-";
 
 fn get(tb: &Testbed, path: &str) -> Option<Value> {
     tb.get_opt(path).unwrap()

@@ -96,6 +96,8 @@ pub struct Testbed {
     /// Wall time from the call to [`testbed()`] until ready (build excluded).
     pub start_duration: Duration,
     client: reqwest::blocking::Client,
+    /// kube-apiserver's command line, for [`Testbed::restart_apiserver`].
+    apiserver_args: Vec<String>,
 }
 
 /// The process-wide testbed: built and started by the first caller.
@@ -226,6 +228,70 @@ impl Testbed {
             None => panic!("testbed: timed out after {timeout:?} waiting for {what}"),
         }
     }
+
+    /// Kills kube-apiserver (SIGKILL: no graceful shutdown, requests in
+    /// flight are cut off; etcd keeps the data), starts it again with the
+    /// same flags, port, certificates and audit log (appended to), and
+    /// waits until `/readyz` is OK. Returns the time from the kill until
+    /// ready. The new process is spawned like the first one (from the
+    /// spawner thread with the death signal, its pid added to the
+    /// watchdog's list, stopped by the exit handler).
+    ///
+    /// Every test in the binary shares the testbed, so a test that calls
+    /// this belongs in a test binary of its own.
+    pub fn restart_apiserver(&self) -> Result<Duration, String> {
+        self.restart_apiserver_down_for(Duration::ZERO)
+    }
+
+    /// [`Testbed::restart_apiserver`], starting the new process only `down`
+    /// after the kill (its port refuses connections meanwhile).
+    pub fn restart_apiserver_down_for(&self, down: Duration) -> Result<Duration, String> {
+        const NAME: &str = "kube-apiserver";
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let t = Instant::now();
+        {
+            let mut procs = PROCS.lock().unwrap_or_else(|e| e.into_inner());
+            let p = procs
+                .iter_mut()
+                .find(|p| p.name == NAME)
+                .ok_or("kube-apiserver is not running")?;
+            // kill(2) only a child not yet reaped (its pid cannot have been
+            // reused); wait() reaps it, so its port is free again.
+            if let Ok(None) = p.child.try_wait() {
+                p.child
+                    .kill()
+                    .map_err(|e| format!("kill kube-apiserver: {e}"))?;
+            }
+            let status = p
+                .child
+                .wait()
+                .map_err(|e| format!("wait for kube-apiserver: {e}"))?;
+            progress(&format!(
+                "kube-apiserver stopped ({status}); starting it again in {:.1}s",
+                down.as_secs_f64()
+            ));
+            std::thread::sleep(down);
+            // Replaced in place: the exit handler's stop order stays the same.
+            p.child = spawn_proc(&self.dir, &self.bin_dir, NAME, &self.apiserver_args)?;
+        }
+        let readyz = self.url("/readyz");
+        wait_ready(&self.dir, "kube-apiserver /readyz after a restart", || {
+            self.client
+                .get(&readyz)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        })?;
+        let took = t.elapsed();
+        progress(&format!(
+            "kube-apiserver ready again {:.1}s after the kill",
+            took.as_secs_f64()
+        ));
+        Ok(took)
+    }
 }
 
 fn json_response(
@@ -342,8 +408,29 @@ fn start_proc(
     name: &'static str,
     args: &[String],
 ) -> Result<(), String> {
+    let child = spawn_proc(dir, bin_dir, name, args)?;
+    PROCS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Proc { name, child });
+    Ok(())
+}
+
+/// Spawns `bin` with `args` (see [`start_proc`]) and appends its pid to
+/// `<dir>/pids` for the watchdog; the caller records it in [`PROCS`]. The
+/// log is appended to, so a restarted component keeps its earlier output.
+fn spawn_proc(
+    dir: &Path,
+    bin_dir: &Path,
+    name: &'static str,
+    args: &[String],
+) -> Result<Child, String> {
     let log_path = dir.join("logs").join(format!("{name}.log"));
-    let log = fs::File::create(&log_path).map_err(|e| format!("create {log_path:?}: {e}"))?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("create {log_path:?}: {e}"))?;
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(bin_dir.join(name));
     cmd.args(args)
@@ -362,11 +449,7 @@ fn start_proc(
         .open(dir.join("pids"))
         .map_err(|e| e.to_string())?;
     let _ = writeln!(pids, "{}", child.id());
-    PROCS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Proc { name, child });
-    Ok(())
+    Ok(child)
 }
 
 /// `Err` with the log tail if a started process has exited.
@@ -879,39 +962,35 @@ fn start_once(bin_dir: &Path, t: Instant) -> Result<Testbed, String> {
 
     // --- kube-apiserver
     progress(&format!("starting kube-apiserver on {server_url}"));
-    start_proc(
-        &dir,
-        bin_dir,
-        "kube-apiserver",
-        &[
-            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            s("--bind-address=127.0.0.1"),
-            s("--advertise-address=127.0.0.1"),
-            format!("--secure-port={api_port}"),
-            format!("--cert-dir={}", d("tmp")),
-            format!("--tls-cert-file={}", p("server.crt")),
-            format!("--tls-private-key-file={}", p("server.key")),
-            format!("--client-ca-file={}", p("ca.crt")),
-            format!("--token-auth-file={}", d("tokens.csv")),
-            s("--authorization-mode=Node,RBAC"),
-            s("--service-account-issuer=https://kubernetes.default.svc.cluster.local"),
-            format!("--service-account-key-file={}", p("sa.pub")),
-            format!("--service-account-signing-key-file={}", p("sa.key")),
-            s("--service-cluster-ip-range=10.0.0.0/24"),
-            s("--allow-privileged=true"),
-            // Loopback addresses are invalid in Endpoints; nothing needs them.
-            s("--endpoint-reconciler-type=none"),
-            // Pods leave a NotReady node 5 s after the taint (default 300 s).
-            s("--default-not-ready-toleration-seconds=5"),
-            s("--default-unreachable-toleration-seconds=5"),
-            format!("--audit-policy-file={}", d("audit-policy.yaml")),
-            format!("--audit-log-path={}", audit_log_path.display()),
-            s("--audit-log-format=json"),
-            s("--audit-log-mode=blocking"),
-            s("--audit-log-maxbackup=0"),
-            s("--profiling=false"),
-        ],
-    )?;
+    let apiserver_args = vec![
+        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+        s("--bind-address=127.0.0.1"),
+        s("--advertise-address=127.0.0.1"),
+        format!("--secure-port={api_port}"),
+        format!("--cert-dir={}", d("tmp")),
+        format!("--tls-cert-file={}", p("server.crt")),
+        format!("--tls-private-key-file={}", p("server.key")),
+        format!("--client-ca-file={}", p("ca.crt")),
+        format!("--token-auth-file={}", d("tokens.csv")),
+        s("--authorization-mode=Node,RBAC"),
+        s("--service-account-issuer=https://kubernetes.default.svc.cluster.local"),
+        format!("--service-account-key-file={}", p("sa.pub")),
+        format!("--service-account-signing-key-file={}", p("sa.key")),
+        s("--service-cluster-ip-range=10.0.0.0/24"),
+        s("--allow-privileged=true"),
+        // Loopback addresses are invalid in Endpoints; nothing needs them.
+        s("--endpoint-reconciler-type=none"),
+        // Pods leave a NotReady node 5 s after the taint (default 300 s).
+        s("--default-not-ready-toleration-seconds=5"),
+        s("--default-unreachable-toleration-seconds=5"),
+        format!("--audit-policy-file={}", d("audit-policy.yaml")),
+        format!("--audit-log-path={}", audit_log_path.display()),
+        s("--audit-log-format=json"),
+        s("--audit-log-mode=blocking"),
+        s("--audit-log-maxbackup=0"),
+        s("--profiling=false"),
+    ];
+    start_proc(&dir, bin_dir, "kube-apiserver", &apiserver_args)?;
     let readyz = format!("{server_url}/readyz");
     wait_ready(&dir, "kube-apiserver /readyz", || {
         client
@@ -1003,6 +1082,7 @@ fn start_once(bin_dir: &Path, t: Instant) -> Result<Testbed, String> {
         node_names: Vec::new(),
         start_duration: Duration::ZERO,
         client,
+        apiserver_args,
     };
     tb.post_json(
         "/apis/storage.k8s.io/v1/storageclasses",

@@ -116,11 +116,11 @@ pub async fn apply_app(
     plan: &AppPlan,
     live: &Live,
     opts: &ApplyOptions,
+    report: &mut ApplyReport,
     on_event: &mut (dyn FnMut(Event) + Send),
-) -> Result<ApplyReport, ApplyError> {
-    let mut report = ApplyReport::default();
+) -> Result<(), ApplyError> {
     if !matches!(plan.status, AppStatus::Planned) {
-        return Ok(report);
+        return Ok(());
     }
     let writes: Vec<_> = plan
         .changes
@@ -148,7 +148,7 @@ pub async fn apply_app(
     let new_inv = inventory_object(app);
     let new_lines = inventory_lines(&new_inv.body);
     if writes.is_empty() && prunes.is_empty() && old_lines.as_ref() == Some(&new_lines) {
-        return Ok(report);
+        return Ok(());
     }
 
     // The Namespace first: the inventory lives in it.
@@ -233,7 +233,7 @@ pub async fn apply_app(
         }
     }
 
-    prune(conn, &prunes, opts, &mut report, on_event).await?;
+    prune(conn, &prunes, opts, report, on_event).await?;
     if union != new_lines {
         retry(opts, || cluster::apply_object(conn, &new_inv.body)).await?;
         report.writes += 1;
@@ -244,7 +244,7 @@ pub async fn apply_app(
     {
         wait_available(conn, &ns, &name, opts, on_event).await?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Prunes the stateless objects of an App removed from Git, then its
@@ -254,11 +254,11 @@ pub async fn apply_removed(
     conn: &Connection,
     plan: &AppPlan,
     opts: &ApplyOptions,
+    report: &mut ApplyReport,
     on_event: &mut (dyn FnMut(Event) + Send),
-) -> Result<ApplyReport, ApplyError> {
-    let mut report = ApplyReport::default();
+) -> Result<(), ApplyError> {
     if plan.status != AppStatus::Removed {
-        return Ok(report);
+        return Ok(());
     }
     let prunes: Vec<_> = plan
         .changes
@@ -266,9 +266,9 @@ pub async fn apply_removed(
         .filter(|c| c.action == Action::Prune)
         .collect();
     if prunes.is_empty() {
-        return Ok(report);
+        return Ok(());
     }
-    prune(conn, &prunes, opts, &mut report, on_event).await?;
+    prune(conn, &prunes, opts, report, on_event).await?;
     if let Some(ns) = &plan.namespace {
         retry(opts, || {
             cluster::delete_object(conn, "v1", "ConfigMap", Some(ns), INVENTORY_NAME)
@@ -276,7 +276,7 @@ pub async fn apply_removed(
         .await?;
         report.writes += 1;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Deletes the objects of prune changes, in the given (plan) order.

@@ -48,7 +48,8 @@ fn six_fake_nodes_in_three_zones_become_ready() {
             assert_eq!(labels["kompox.dev/node-zone"], zone);
             assert_eq!(labels["kompox.dev/node-pool"], "user");
             assert_eq!(labels["topology.kubernetes.io/region"], "region-1");
-            assert_eq!(n["status"]["allocatable"]["cpu"], "32");
+            assert_eq!(n["status"]["allocatable"]["cpu"], "64");
+            assert_eq!(n["status"]["allocatable"]["pods"], "250");
             // No taints: workloads schedule without tolerations.
             assert!(
                 n["spec"]["taints"].as_array().is_none_or(|t| t.is_empty()),

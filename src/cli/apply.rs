@@ -122,13 +122,8 @@ fn apply_cluster(
             eprintln!("  {what} is available ({:.1}s)", elapsed.as_secs_f64())
         }
     };
-    let mut add = |r: Result<ApplyReport, apply::ApplyError>, app: &str| match r {
-        Ok(r) => {
-            total.applied += r.applied;
-            total.pruned += r.pruned;
-            total.writes += r.writes;
-        }
-        Err(e) => {
+    let mut fail = |r: Result<(), apply::ApplyError>, app: &str| {
+        if let Err(e) = r {
             eprintln!("error: app {app}: {e}");
             *errors += 1;
         }
@@ -152,9 +147,10 @@ fn apply_cluster(
                 p,
                 &run.observed.live,
                 opts,
+                &mut *total,
                 &mut on_event,
             ));
-            add(r, &outcome.app_id.to_string());
+            fail(r, &outcome.app_id.to_string());
         },
     );
     for p in plan
@@ -163,8 +159,14 @@ fn apply_cluster(
         .filter(|p| p.status == AppStatus::Removed && p.cluster_id == run.cluster_id)
     {
         eprintln!("app {} (removed from Git):", p.app_id);
-        let r = rt.block_on(apply::apply_removed(&run.conn, p, opts, &mut on_event));
-        add(r, &p.app_id.to_string());
+        let r = rt.block_on(apply::apply_removed(
+            &run.conn,
+            p,
+            opts,
+            total,
+            &mut on_event,
+        ));
+        fail(r, &p.app_id.to_string());
     }
 }
 

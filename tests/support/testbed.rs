@@ -976,7 +976,8 @@ fn start_once(bin_dir: &Path, t: Instant) -> Result<Testbed, String> {
         s("--service-account-issuer=https://kubernetes.default.svc.cluster.local"),
         format!("--service-account-key-file={}", p("sa.pub")),
         format!("--service-account-signing-key-file={}", p("sa.key")),
-        s("--service-cluster-ip-range=10.0.0.0/24"),
+        // Room for thousands of Services (benchmarks); nothing dials them.
+        s("--service-cluster-ip-range=10.96.0.0/16"),
         s("--allow-privileged=true"),
         // Loopback addresses are invalid in Endpoints; nothing needs them.
         s("--endpoint-reconciler-type=none"),
@@ -1061,7 +1062,7 @@ fn start_once(bin_dir: &Path, t: Instant) -> Result<Testbed, String> {
             s("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"),
             s("--manage-nodes-with-label-selector="),
             s("--manage-single-node="),
-            s("--cidr=10.0.0.1/24"),
+            s("--cidr=10.244.0.1/16"),
             s("--node-ip=127.0.0.1"),
             s("--node-lease-duration-seconds=40"),
         ],
@@ -1198,7 +1199,7 @@ pub fn node_ready(node: &Value) -> bool {
 
 fn fake_node(name: &str, zone: &str) -> Value {
     let resources =
-        json!({"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"});
+        json!({"cpu": "64", "memory": "512Gi", "pods": "250", "ephemeral-storage": "1Ti"});
     let labels: HashMap<&str, &str> = HashMap::from([
         ("kubernetes.io/hostname", name),
         ("kubernetes.io/os", "linux"),

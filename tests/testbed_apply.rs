@@ -516,3 +516,57 @@ spec:
         "{text}"
     );
 }
+
+#[test]
+fn a_saved_plan_is_applied_only_while_it_is_current() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "saved");
+    repo.app("web", "", WEB);
+    let ns = repo.namespace("web");
+    let out = repo.run(&["plan", "--format", "json", "--out", "plan.json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The repository changes after the plan was saved: refused.
+    repo.app("web", "", &WEB.replace("nginx:1.27", "nginx:1.28"));
+    let out = repo.run(&["apply", "plan.json", "--auto-approve", "--no-wait"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("stale"), "{err}");
+    assert!(
+        get(tb, &format!("/api/v1/namespaces/{ns}")).is_none(),
+        "nothing was applied"
+    );
+    // Planned again, the saved plan applies.
+    let out = repo.run(&["plan", "--format", "json", "--out", "plan.json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = repo.run(&["apply", "plan.json", "--auto-approve", "--no-wait"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        get(
+            tb,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments/web-app")
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn apply_without_a_terminal_refuses_without_auto_approve() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "confirm");
+    repo.app("web", "", WEB);
+    let out = repo.run(&["apply"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--auto-approve"), "{err}");
+    assert!(get(tb, &format!("/api/v1/namespaces/{}", repo.namespace("web"))).is_none());
+}

@@ -226,6 +226,10 @@ pub struct Change {
     /// Holds values only known after apply (a new disk's id, the PV/PVC
     /// names derived from it).
     pub known_after_apply: bool,
+    /// SHA-256 (first 16 hex digits) of the desired object: a saved plan
+    /// is stale when the object to apply changed, even where the action
+    /// (e.g. create) did not.
+    pub desired_hash: Option<String>,
 }
 
 impl Change {
@@ -239,6 +243,7 @@ impl Change {
             diff: None,
             details: Vec::new(),
             known_after_apply: false,
+            desired_hash: None,
         }
     }
 
@@ -611,6 +616,18 @@ fn plan_app(app: &AppDesired, live: &Live, index: &BTreeMap<ObjectKey, &LiveObje
 
 /// Create, update, replace or no-op for one desired object.
 fn plan_object(o: &Object, live: Option<&LiveObject>) -> Change {
+    let mut c = plan_object_change(o, live);
+    c.desired_hash = Some(desired_hash(&o.body));
+    c
+}
+
+fn desired_hash(body: &Json) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn plan_object_change(o: &Object, live: Option<&LiveObject>) -> Change {
     let target = Target::of_object(o);
     let known_after_apply = o.pending || mentions_known_after_apply(&o.body);
     let Some(l) = live else {

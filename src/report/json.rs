@@ -112,6 +112,7 @@ struct ChangeView<'a> {
     details: &'a [String],
     diff: Option<&'a str>,
     known_after_apply: bool,
+    desired_hash: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -222,5 +223,6 @@ fn change_view(c: &Change) -> ChangeView<'_> {
         details: &c.details,
         diff: c.diff.as_deref(),
         known_after_apply: c.known_after_apply,
+        desired_hash: c.desired_hash.as_deref(),
     }
 }

@@ -177,6 +177,29 @@ impl Walker<'_> {
         });
     }
 
+    /// Checks the keys of a long-syntax mapping: `known` are read by the
+    /// caller, `ignored` are reported with their note, anything else is an
+    /// unknown-key error — no key is dropped silently.
+    fn check_keys(&mut self, node: &Node, path: &str, known: &[&str], ignored: &[(&str, &str)]) {
+        for (k, _) in node.as_map().unwrap_or_default() {
+            let name = k.scalar_text().unwrap_or_default();
+            if known.contains(&name.as_str()) || name.starts_with("x-") {
+                continue;
+            }
+            match ignored.iter().find(|(i, _)| *i == name) {
+                Some((_, note)) => {
+                    self.record(format!("{path}.{name}"), KeyStatus::Ignored, note, k.span)
+                }
+                None => self.push_err(
+                    "compose-unknown-key",
+                    k.span,
+                    format!("unknown compose key `{path}.{name}`"),
+                    Some(&format!("`{path}` takes {}", known.join(", "))),
+                ),
+            }
+        }
+    }
+
     fn project(&mut self, root: &Node) -> ComposeProject {
         let mut project = ComposeProject {
             normalized: root.to_json(),
@@ -474,6 +497,7 @@ impl Walker<'_> {
                     span: n.span,
                 }),
                 Value::Map(_) => {
+                    w.check_keys(n, key, &["path", "required", "format"], &[]);
                     let Some(path) = n.get("path").and_then(Node::as_str) else {
                         w.push_err(
                             "compose-env-file",
@@ -557,26 +581,16 @@ impl Walker<'_> {
                         );
                         continue;
                     };
-                    for (pk, _) in item.as_map().unwrap_or_default() {
-                        let pk = pk.scalar_text().unwrap_or_default();
-                        if !matches!(
-                            pk.as_str(),
-                            "target"
-                                | "published"
-                                | "protocol"
-                                | "host_ip"
-                                | "mode"
-                                | "name"
-                                | "app_protocol"
-                        ) {
-                            self.push_err(
-                                "compose-unknown-key",
-                                item.span,
-                                format!("unknown key `{key}.{pk}`"),
-                                None,
-                            );
-                        }
-                    }
+                    self.check_keys(
+                        item,
+                        key,
+                        &["target", "published", "protocol", "host_ip"],
+                        &[
+                            ("mode", "all ports go through the pod's Service"),
+                            ("name", "Service port names come from KOM ingress rules"),
+                            ("app_protocol", "not mapped"),
+                        ],
+                    );
                     out.push(PortMapping {
                         published,
                         target,
@@ -645,6 +659,17 @@ impl Walker<'_> {
                     });
                 }
                 Value::Map(_) => {
+                    self.check_keys(
+                        item,
+                        key,
+                        &["type", "source", "target", "read_only", "tmpfs"],
+                        &[
+                            ("bind", "bind options do not apply to sub-path mounts"),
+                            ("volume", "volume options do not apply to the App's disks"),
+                            ("consistency", "not mapped"),
+                            ("image", "image volumes are not mapped"),
+                        ],
+                    );
                     let kind = match item.get("type").and_then(Node::as_str) {
                         Some("bind") => MountKind::Bind,
                         Some("volume") | None => MountKind::Volume,
@@ -738,6 +763,15 @@ impl Walker<'_> {
                     span: item.span,
                 }),
                 Value::Map(_) => {
+                    self.check_keys(
+                        item,
+                        key,
+                        &["source", "target", "mode"],
+                        &[
+                            ("uid", "files are mounted with the pod's user"),
+                            ("gid", "files are mounted with the pod's group"),
+                        ],
+                    );
                     let Some(source) = item.get("source").and_then(Node::as_str) else {
                         self.push_err(
                             "compose-file-ref",
@@ -1033,6 +1067,13 @@ impl Walker<'_> {
             }
             Value::Map(entries) => {
                 for (k, d) in entries {
+                    let dep_key = format!("{key}.{}", k.scalar_text().unwrap_or_default());
+                    self.check_keys(
+                        d,
+                        &dep_key,
+                        &["condition", "required"],
+                        &[("restart", "the pod's containers restart on their own")],
+                    );
                     let cond = match d.get("condition").and_then(Node::as_str) {
                         None | Some("service_started") => DependsCondition::Started,
                         Some("service_healthy") => DependsCondition::Healthy,

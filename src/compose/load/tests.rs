@@ -176,3 +176,36 @@ fn unset_variables_warn_but_load() {
         l.warnings
     );
 }
+
+#[test]
+fn long_syntax_keys_are_never_dropped_silently() {
+    let errs = load("services:\n  a:\n    image: x\n    volumes:\n      - {type: volume, source: data, target: /d, bogus: 1}\n").unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("services.a.volumes.bogus")),
+        "{errs:?}"
+    );
+    let l = load("services:\n  a:\n    image: x\n    secrets: [{source: s, uid: '1000'}]\nsecrets:\n  s: {content: x}\n").unwrap();
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.message.contains("services.a.secrets.uid")),
+        "{:?}",
+        l.warnings
+    );
+    let errs =
+        load("services:\n  a:\n    image: x\n    env_file: [{path: a.env, requird: false}]\n")
+            .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.message.contains("requird")),
+        "{errs:?}"
+    );
+    let l = load("services:\n  a:\n    image: x\n    depends_on: {b: {condition: service_started, restart: true}}\n  b:\n    image: y\n").unwrap();
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.message.contains("services.a.depends_on.b.restart")),
+        "{:?}",
+        l.warnings
+    );
+}

@@ -105,6 +105,11 @@ fn apply_cluster(
     errors: &mut usize,
 ) {
     let disks = super::plan::assigned_disks(&sel.project, &run.observed.live);
+    // A spinner while waiting on a terminal; plain lines (every 5 s)
+    // elsewhere, so CI logs stay readable.
+    let tty = std::io::stderr().is_terminal();
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    let mut last_line = std::time::Duration::ZERO;
     let mut on_event = |e: Event| match e {
         Event::Applied { what, action } => eprintln!("  {} {what}", action.as_str()),
         Event::Pruned { what } => eprintln!("  prune {what}"),
@@ -113,12 +118,29 @@ fn apply_cluster(
             elapsed,
             message,
         } => {
-            let s = elapsed.as_secs();
-            if s > 0 && s % 5 == 0 && elapsed.subsec_millis() < 500 {
-                eprintln!("  waiting for {what} to be available ({s}s): {message}");
+            if tty {
+                let bar = spinner.get_or_insert_with(|| {
+                    let b = indicatif::ProgressBar::new_spinner();
+                    b.enable_steady_tick(std::time::Duration::from_millis(120));
+                    b
+                });
+                bar.set_message(format!(
+                    "waiting for {what} ({}s): {message}",
+                    elapsed.as_secs()
+                ));
+            } else if elapsed >= last_line + std::time::Duration::from_secs(5) {
+                last_line = elapsed;
+                eprintln!(
+                    "  waiting for {what} to be available ({}s): {message}",
+                    elapsed.as_secs()
+                );
             }
         }
         Event::Ready { what, elapsed } => {
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
+            last_line = std::time::Duration::ZERO;
             eprintln!("  {what} is available ({:.1}s)", elapsed.as_secs_f64())
         }
     };

@@ -1,9 +1,13 @@
 //! Provider drivers: where every cloud difference lives.
 //!
-//! This version carries only what the pure stages need from a driver: how
-//! a disk of an app volume becomes a PersistentVolume ([`VolumeClass`]).
-//! The full driver contract (disks, snapshots, node pools, credentials)
-//! arrives with the driver issue; nothing outside this module names a cloud.
+//! The pure stages need only how a disk of an app volume becomes a
+//! PersistentVolume ([`VolumeClass`], [`volume_class`]). The disk and
+//! snapshot contract is [`driver::Driver`] (registry: [`driver::driver_for`]);
+//! [`k3s`] is its first real implementation. Node pools, credentials and
+//! the cloud drivers arrive later; nothing outside this module names a cloud.
+
+pub mod driver;
+pub mod k3s;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,1370 @@
+//! The K3s driver: disks are directories on a node, snapshots are
+//! checksummed directory copies (reference §6.5, DECISIONS 21).
+//!
+//! Layout under each node's root (e.g. `/var/lib/kompox`):
+//!
+//! ```text
+//! disks/<app_id_hash>/<volume>/<disk>/          disk data (the local PV path)
+//! disks/<app_id_hash>/<volume>/<disk>.json      disk metadata (identity, assigned)
+//! snapshots/<app_id_hash>/<volume>/<snap>.d/    snapshot data (a copy of the files)
+//! snapshots/<app_id_hash>/<volume>/<snap>.json  snapshot metadata (complete, checksum)
+//! ```
+//!
+//! All identity lives in the metadata files next to the data; the driver
+//! keeps no state elsewhere. Metadata is always replaced atomically
+//! (write a temporary file, then rename). Work in progress uses names that
+//! start with `.` (`.<disk>.partial`, `.<snap>.partial`), which are never
+//! valid disk or snapshot names and so never listed; a disk or snapshot
+//! appears only once its data is complete and its metadata renamed into
+//! place.
+//!
+//! Directory disks have **no size limit** unless the node's filesystem
+//! enforces quotas: the size recorded on a disk is the requested size (the
+//! PV capacity), not a limit.
+//!
+//! Snapshots copy the files one by one: they are consistent only if the
+//! app does not write meanwhile (stop the app, or accept file-level
+//! inconsistency). A snapshot is listed only if its metadata says complete
+//! and the SHA-256 over its files (sorted relative paths, modes, owners
+//! and contents; see [`tree_checksum`]) matches the recorded checksum;
+//! restoring verifies the checksum again. Copies keep modes, owners and
+//! symlinks (changing an owner needs root on the node). Listing reads
+//! every snapshot in full to verify it, which costs I/O proportional to
+//! the snapshot data.
+//!
+//! Node file access goes through [`HostAccess`]; [`LocalHost`] maps every
+//! node to a local directory (a single-VM K3s, or tests). Work is done
+//! synchronously inside the returned futures.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::VolumeClass;
+use super::driver::{
+    BoxFuture, CreateDisk, Disk, DiskScope, Driver, DriverError, Placement, Snapshot, Source,
+    validate_disk_name, validate_snapshot_name, validate_volume_name,
+};
+use crate::model::AppVolume;
+
+/// Default root of the Kompox data on a K3s node.
+pub const DEFAULT_ROOT: &str = "/var/lib/kompox";
+
+/// Kind of a directory entry on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// Permission bits and owner of a file (zero on non-Unix hosts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attrs {
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One entry of a directory listing (symlinks are not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub attrs: Attrs,
+}
+
+/// File access on the nodes of a K3s cluster. Paths are absolute paths as
+/// the node sees them.
+pub trait HostAccess: Send + Sync {
+    /// Node names, sorted.
+    fn nodes(&self) -> Vec<String>;
+    /// The Kompox root directory on `node`; unknown node → `NotFound`.
+    fn root(&self, node: &str) -> Result<PathBuf, DriverError>;
+    /// Entries of a directory (not recursive), sorted by name.
+    fn list(&self, node: &str, dir: &Path) -> Result<Vec<Entry>, DriverError>;
+    fn read(&self, node: &str, path: &Path) -> Result<Vec<u8>, DriverError>;
+    /// Creates or truncates `path` and writes `data` durably.
+    fn write(&self, node: &str, path: &Path, data: &[u8]) -> Result<(), DriverError>;
+    fn rename(&self, node: &str, from: &Path, to: &Path) -> Result<(), DriverError>;
+    /// Removes a file or a whole directory tree; a missing path is success.
+    fn remove(&self, node: &str, path: &Path) -> Result<(), DriverError>;
+    /// Creates a directory and its parents.
+    fn mkdir(&self, node: &str, path: &Path) -> Result<(), DriverError>;
+    fn exists(&self, node: &str, path: &Path) -> Result<bool, DriverError>;
+    fn read_link(&self, node: &str, path: &Path) -> Result<PathBuf, DriverError>;
+    fn symlink(&self, node: &str, target: &Path, path: &Path) -> Result<(), DriverError>;
+    /// Attributes of a path (symlinks are not followed).
+    fn attrs(&self, node: &str, path: &Path) -> Result<Attrs, DriverError>;
+    /// Sets owner, then mode (mode is not applied to symlinks). Changing
+    /// the owner needs privileges: an owner change that is not permitted
+    /// is an error, never silently skipped.
+    fn set_attrs(&self, node: &str, path: &Path, attrs: Attrs) -> Result<(), DriverError>;
+    /// Total bytes of the regular files under `path`.
+    fn disk_usage(&self, node: &str, path: &Path) -> Result<u64, DriverError>;
+}
+
+/// [`HostAccess`] on this machine: each node maps to its own directory.
+#[derive(Debug, Clone)]
+pub struct LocalHost {
+    pub root_per_node: BTreeMap<String, PathBuf>,
+}
+
+impl LocalHost {
+    pub fn new(root_per_node: BTreeMap<String, PathBuf>) -> Self {
+        LocalHost { root_per_node }
+    }
+
+    /// `path` must lie under the node's root (defence against bad names).
+    fn check(&self, node: &str, path: &Path) -> Result<(), DriverError> {
+        let root = self.root(node)?;
+        if path.starts_with(&root)
+            && !path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            Ok(())
+        } else {
+            Err(DriverError::InvalidInput(format!(
+                "path {} is outside the root {} of node `{node}`",
+                path.display(),
+                root.display()
+            )))
+        }
+    }
+}
+
+fn attrs_of(m: &std::fs::Metadata) -> Attrs {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Attrs {
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        Attrs::default()
+    }
+}
+
+fn io(e: std::io::Error, p: &Path) -> DriverError {
+    DriverError::from_io(&e, &p.display().to_string())
+}
+
+impl HostAccess for LocalHost {
+    fn nodes(&self) -> Vec<String> {
+        self.root_per_node.keys().cloned().collect()
+    }
+
+    fn root(&self, node: &str) -> Result<PathBuf, DriverError> {
+        self.root_per_node
+            .get(node)
+            .cloned()
+            .ok_or_else(|| DriverError::NotFound(format!("k3s node `{node}` is not configured")))
+    }
+
+    fn list(&self, node: &str, dir: &Path) -> Result<Vec<Entry>, DriverError> {
+        self.check(node, dir)?;
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(|e| io(e, dir))? {
+            let e = e.map_err(|e| io(e, dir))?;
+            let ft = e.file_type().map_err(|err| io(err, &e.path()))?;
+            let kind = if ft.is_symlink() {
+                EntryKind::Symlink
+            } else if ft.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            };
+            let name = e.file_name().into_string().map_err(|n| {
+                DriverError::Io(format!("non-UTF-8 file name {n:?} in {}", dir.display()))
+            })?;
+            let attrs = attrs_of(&e.metadata().map_err(|err| io(err, &e.path()))?);
+            out.push(Entry { name, kind, attrs });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn read(&self, node: &str, path: &Path) -> Result<Vec<u8>, DriverError> {
+        self.check(node, path)?;
+        std::fs::read(path).map_err(|e| io(e, path))
+    }
+
+    fn write(&self, node: &str, path: &Path, data: &[u8]) -> Result<(), DriverError> {
+        use std::io::Write;
+        self.check(node, path)?;
+        let mut f = std::fs::File::create(path).map_err(|e| io(e, path))?;
+        f.write_all(data).map_err(|e| io(e, path))?;
+        f.sync_all().map_err(|e| io(e, path))
+    }
+
+    fn rename(&self, node: &str, from: &Path, to: &Path) -> Result<(), DriverError> {
+        self.check(node, from)?;
+        self.check(node, to)?;
+        std::fs::rename(from, to).map_err(|e| io(e, from))
+    }
+
+    fn remove(&self, node: &str, path: &Path) -> Result<(), DriverError> {
+        self.check(node, path)?;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e, path)),
+        };
+        let r = if meta.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e, path)),
+            _ => Ok(()),
+        }
+    }
+
+    fn mkdir(&self, node: &str, path: &Path) -> Result<(), DriverError> {
+        self.check(node, path)?;
+        std::fs::create_dir_all(path).map_err(|e| io(e, path))
+    }
+
+    fn exists(&self, node: &str, path: &Path) -> Result<bool, DriverError> {
+        self.check(node, path)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(e, path)),
+        }
+    }
+
+    fn read_link(&self, node: &str, path: &Path) -> Result<PathBuf, DriverError> {
+        self.check(node, path)?;
+        std::fs::read_link(path).map_err(|e| io(e, path))
+    }
+
+    fn symlink(&self, node: &str, target: &Path, path: &Path) -> Result<(), DriverError> {
+        self.check(node, path)?;
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(target, path).map_err(|e| io(e, path))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = target;
+            Err(DriverError::NotSupported(format!(
+                "symlink {}: symlinks need a Unix host",
+                path.display()
+            )))
+        }
+    }
+
+    fn attrs(&self, node: &str, path: &Path) -> Result<Attrs, DriverError> {
+        self.check(node, path)?;
+        Ok(attrs_of(
+            &std::fs::symlink_metadata(path).map_err(|e| io(e, path))?,
+        ))
+    }
+
+    fn set_attrs(&self, node: &str, path: &Path, attrs: Attrs) -> Result<(), DriverError> {
+        self.check(node, path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::symlink_metadata(path).map_err(|e| io(e, path))?;
+            let now = attrs_of(&m);
+            if (now.uid, now.gid) != (attrs.uid, attrs.gid) {
+                std::os::unix::fs::lchown(path, Some(attrs.uid), Some(attrs.gid))
+                    .map_err(|e| io(e, path))?;
+            }
+            if !m.file_type().is_symlink() {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(attrs.mode))
+                    .map_err(|e| io(e, path))?;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = attrs;
+        Ok(())
+    }
+
+    fn disk_usage(&self, node: &str, path: &Path) -> Result<u64, DriverError> {
+        self.check(node, path)?;
+        fn walk(p: &Path) -> std::io::Result<u64> {
+            let m = std::fs::symlink_metadata(p)?;
+            if m.is_dir() {
+                let mut n = 0;
+                for e in std::fs::read_dir(p)? {
+                    n += walk(&e?.path())?;
+                }
+                Ok(n)
+            } else if m.is_file() {
+                Ok(m.len())
+            } else {
+                Ok(0)
+            }
+        }
+        walk(path).map_err(|e| io(e, path))
+    }
+}
+
+const DISK_KIND: &str = "kompox-k3s-disk";
+const SNAPSHOT_KIND: &str = "kompox-k3s-snapshot";
+
+/// Metadata of a disk (`<disk>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskMeta {
+    pub kind: String,
+    pub name: String,
+    pub volume: String,
+    pub app_id_hash: String,
+    pub app_name: String,
+    pub assigned: bool,
+    pub size_bytes: u64,
+    pub node: String,
+    /// The source the disk was created from (`snapshot:<name>`, …).
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, serde_json::Value>,
+    pub created_at: String,
+}
+
+/// Metadata of a snapshot (`<snap>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub kind: String,
+    pub name: String,
+    pub volume: String,
+    pub app_id_hash: String,
+    pub app_name: String,
+    /// Written `true` only after all data is in place.
+    pub complete: bool,
+    /// Hex SHA-256 over the files (see [`tree_checksum`]).
+    pub checksum: String,
+    pub size_bytes: u64,
+    pub entries: u64,
+    pub node: String,
+    #[serde(default)]
+    pub source_disk: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    pub created_at: String,
+}
+
+/// Checksum and totals of a directory tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSum {
+    pub checksum: String,
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+#[derive(Debug, Clone)]
+struct FoundDisk {
+    meta: DiskMeta,
+    node: String,
+    dir: PathBuf,
+    meta_path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+struct FoundSnapshot {
+    meta: SnapshotMeta,
+    node: String,
+    dir: PathBuf,
+    meta_path: PathBuf,
+}
+
+/// The K3s driver.
+pub struct K3sDriver {
+    host: Box<dyn HostAccess>,
+}
+
+impl K3sDriver {
+    pub fn new(host: impl HostAccess + 'static) -> Self {
+        K3sDriver {
+            host: Box::new(host),
+        }
+    }
+
+    /// From provider settings: `K3S_NODE_ROOTS` (`node=/path,…`) or
+    /// `K3S_NODE` + `K3S_ROOT` (default [`DEFAULT_ROOT`]);
+    /// `K3S_HOST_ACCESS` = `local` (default).
+    pub fn from_settings(settings: &BTreeMap<String, String>) -> Result<Self, DriverError> {
+        let access = settings
+            .get("K3S_HOST_ACCESS")
+            .map(String::as_str)
+            .unwrap_or("local");
+        if access != "local" {
+            return Err(DriverError::NotSupported(format!(
+                "K3S_HOST_ACCESS `{access}`: only `local` is implemented"
+            )));
+        }
+        let mut roots = BTreeMap::new();
+        if let Some(list) = settings.get("K3S_NODE_ROOTS") {
+            for item in list.split([',', ' ', '\n']).filter(|s| !s.is_empty()) {
+                let (node, path) = item.split_once('=').ok_or_else(|| {
+                    DriverError::InvalidInput(format!(
+                        "K3S_NODE_ROOTS item `{item}`: expected `node=/absolute/path`"
+                    ))
+                })?;
+                roots.insert(node.to_string(), PathBuf::from(path));
+            }
+        } else if let Some(node) = settings.get("K3S_NODE") {
+            let root = settings
+                .get("K3S_ROOT")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_ROOT.to_string());
+            roots.insert(node.clone(), PathBuf::from(root));
+        }
+        if roots.is_empty() {
+            return Err(DriverError::InvalidInput(
+                "k3s driver needs K3S_NODE_ROOTS (`node=/path,…`) or K3S_NODE".into(),
+            ));
+        }
+        for (node, root) in &roots {
+            if node.is_empty() || node.contains([':', '/']) {
+                return Err(DriverError::InvalidInput(format!(
+                    "k3s node name `{node}` must be non-empty, without `:` or `/`"
+                )));
+            }
+            if !root.is_absolute() {
+                return Err(DriverError::InvalidInput(format!(
+                    "k3s root `{}` of node `{node}` must be an absolute path",
+                    root.display()
+                )));
+            }
+        }
+        Ok(K3sDriver::new(LocalHost::new(roots)))
+    }
+
+    fn disk_vol_dir(
+        &self,
+        node: &str,
+        scope: &DiskScope,
+        volume: &str,
+    ) -> Result<PathBuf, DriverError> {
+        Ok(self
+            .host
+            .root(node)?
+            .join("disks")
+            .join(&scope.app_id_hash)
+            .join(volume))
+    }
+
+    fn snap_vol_dir(
+        &self,
+        node: &str,
+        scope: &DiskScope,
+        volume: &str,
+    ) -> Result<PathBuf, DriverError> {
+        Ok(self
+            .host
+            .root(node)?
+            .join("snapshots")
+            .join(&scope.app_id_hash)
+            .join(volume))
+    }
+
+    /// The first node holding a metadata file `<name>.json` under
+    /// `<root>/<what>/<hash>/<volume>/`, readable or not: a name is taken
+    /// as long as its metadata exists, so data behind unreadable metadata
+    /// is never overwritten.
+    fn metadata_on(
+        &self,
+        what: &str,
+        scope: &DiskScope,
+        volume: &str,
+        name: &str,
+    ) -> Result<Option<String>, DriverError> {
+        for node in self.host.nodes() {
+            let p = self
+                .host
+                .root(&node)?
+                .join(what)
+                .join(&scope.app_id_hash)
+                .join(volume)
+                .join(format!("{name}.json"));
+            if self.host.exists(&node, &p)? {
+                return Ok(Some(node));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Entries of a directory, a missing directory being empty.
+    fn list_or_empty(&self, node: &str, dir: &Path) -> Result<Vec<Entry>, DriverError> {
+        match self.host.list(node, dir) {
+            Err(DriverError::NotFound(_)) => Ok(Vec::new()),
+            r => r,
+        }
+    }
+
+    /// Volume directories under `<root>/<kind>/<hash>/`.
+    fn volumes_under(&self, node: &str, base: &Path) -> Result<Vec<String>, DriverError> {
+        Ok(self
+            .list_or_empty(node, base)?
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Dir && validate_volume_name(&e.name).is_ok())
+            .map(|e| e.name)
+            .collect())
+    }
+
+    /// Metadata file stems (`<name>.json`, not starting with `.`).
+    fn meta_names(&self, node: &str, dir: &Path) -> Result<Vec<String>, DriverError> {
+        Ok(self
+            .list_or_empty(node, dir)?
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::File && !e.name.starts_with('.'))
+            .filter_map(|e| e.name.strip_suffix(".json").map(str::to_string))
+            .collect())
+    }
+
+    fn found_disks(
+        &self,
+        scope: &DiskScope,
+        only: Option<&str>,
+    ) -> Result<Vec<FoundDisk>, DriverError> {
+        scope.validate()?;
+        let mut out = Vec::new();
+        for node in self.host.nodes() {
+            let base = self
+                .host
+                .root(&node)?
+                .join("disks")
+                .join(&scope.app_id_hash);
+            let vols = match only {
+                Some(v) => vec![v.to_string()],
+                None => self.volumes_under(&node, &base)?,
+            };
+            for vol in vols {
+                let dir = base.join(&vol);
+                for name in self.meta_names(&node, &dir)? {
+                    let meta_path = dir.join(format!("{name}.json"));
+                    let data_dir = dir.join(&name);
+                    let meta: DiskMeta = match self.read_json(&node, &meta_path) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(node, path = %meta_path.display(), error = %e, "skipping unreadable disk metadata");
+                            continue;
+                        }
+                    };
+                    if meta.kind != DISK_KIND
+                        || meta.name != name
+                        || meta.volume != vol
+                        || meta.app_id_hash != scope.app_id_hash
+                    {
+                        tracing::warn!(node, path = %meta_path.display(), "skipping disk metadata that does not match its location");
+                        continue;
+                    }
+                    if !self.host.exists(&node, &data_dir)? {
+                        tracing::warn!(node, path = %data_dir.display(), "skipping disk whose data directory is missing");
+                        continue;
+                    }
+                    out.push(FoundDisk {
+                        meta,
+                        node: node.clone(),
+                        dir: data_dir,
+                        meta_path,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Snapshots with metadata (complete or not, checksum unverified).
+    fn found_snapshots(
+        &self,
+        scope: &DiskScope,
+        only: Option<&str>,
+    ) -> Result<Vec<FoundSnapshot>, DriverError> {
+        scope.validate()?;
+        let mut out = Vec::new();
+        for node in self.host.nodes() {
+            let base = self
+                .host
+                .root(&node)?
+                .join("snapshots")
+                .join(&scope.app_id_hash);
+            let vols = match only {
+                Some(v) => vec![v.to_string()],
+                None => self.volumes_under(&node, &base)?,
+            };
+            for vol in vols {
+                let dir = base.join(&vol);
+                for name in self.meta_names(&node, &dir)? {
+                    let meta_path = dir.join(format!("{name}.json"));
+                    let meta: SnapshotMeta = match self.read_json(&node, &meta_path) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(node, path = %meta_path.display(), error = %e, "skipping unreadable snapshot metadata");
+                            continue;
+                        }
+                    };
+                    if meta.kind != SNAPSHOT_KIND
+                        || meta.name != name
+                        || meta.volume != vol
+                        || meta.app_id_hash != scope.app_id_hash
+                    {
+                        continue;
+                    }
+                    out.push(FoundSnapshot {
+                        meta,
+                        node: node.clone(),
+                        dir: dir.join(format!("{name}.d")),
+                        meta_path,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a snapshot is good: complete, data present, checksum verifies.
+    fn snapshot_problem(&self, s: &FoundSnapshot) -> Result<Option<String>, DriverError> {
+        if !s.meta.complete {
+            return Ok(Some("metadata does not say complete".into()));
+        }
+        if !self.host.exists(&s.node, &s.dir)? {
+            return Ok(Some("data directory is missing".into()));
+        }
+        let sum = tree_checksum(self.host.as_ref(), &s.node, &s.dir)?;
+        if sum.checksum != s.meta.checksum {
+            return Ok(Some(format!(
+                "checksum mismatch (recorded {}, found {})",
+                s.meta.checksum, sum.checksum
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Verifies one snapshot: `Ok` if good, `Corrupt`/`NotFound` otherwise.
+    pub fn verify_snapshot(
+        &self,
+        scope: &DiskScope,
+        volume: &str,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        let s = self
+            .found_snapshots(scope, Some(volume))?
+            .into_iter()
+            .find(|s| s.meta.name == name)
+            .ok_or_else(|| {
+                DriverError::NotFound(format!("snapshot `{name}` of volume `{volume}`"))
+            })?;
+        match self.snapshot_problem(&s)? {
+            None => Ok(()),
+            Some(p) => Err(DriverError::Corrupt(format!("snapshot `{name}`: {p}"))),
+        }
+    }
+
+    fn good_snapshots(
+        &self,
+        scope: &DiskScope,
+        only: Option<&str>,
+    ) -> Result<Vec<FoundSnapshot>, DriverError> {
+        let mut out = Vec::new();
+        for s in self.found_snapshots(scope, only)? {
+            match self.snapshot_problem(&s)? {
+                None => out.push(s),
+                Some(p) => {
+                    tracing::warn!(
+                        node = s.node,
+                        snapshot = s.meta.name,
+                        problem = p,
+                        "snapshot is not listed"
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        node: &str,
+        path: &Path,
+    ) -> Result<T, DriverError> {
+        let bytes = self.host.read(node, path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| DriverError::Corrupt(format!("{}: {e}", path.display())))
+    }
+
+    /// Replaces a metadata file atomically: `.<file>.tmp`, then rename.
+    fn write_json<T: Serialize>(
+        &self,
+        node: &str,
+        path: &Path,
+        value: &T,
+    ) -> Result<(), DriverError> {
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .ok_or_else(|| DriverError::InvalidInput(format!("bad path {}", path.display())))?;
+        let tmp = path.with_file_name(format!(".{file}.tmp"));
+        let mut bytes = serde_json::to_vec_pretty(value)
+            .map_err(|e| DriverError::Io(format!("{}: {e}", path.display())))?;
+        bytes.push(b'\n');
+        self.host.write(node, &tmp, &bytes)?;
+        self.host.rename(node, &tmp, path)
+    }
+
+    fn disk_of(&self, f: &FoundDisk) -> Disk {
+        Disk {
+            name: f.meta.name.clone(),
+            volume: f.meta.volume.clone(),
+            app_id_hash: f.meta.app_id_hash.clone(),
+            assigned: f.meta.assigned,
+            size_bytes: f.meta.size_bytes,
+            zone: None,
+            node: Some(f.node.clone()),
+            handle: handle(&f.node, &f.dir),
+            created_at: Some(f.meta.created_at.clone()),
+        }
+    }
+
+    fn snapshot_of(&self, s: &FoundSnapshot) -> Snapshot {
+        Snapshot {
+            name: s.meta.name.clone(),
+            volume: s.meta.volume.clone(),
+            app_id_hash: s.meta.app_id_hash.clone(),
+            size_bytes: s.meta.size_bytes,
+            handle: handle(&s.node, &s.dir),
+            source_disk: s.meta.source_disk.clone(),
+            checksum: Some(s.meta.checksum.clone()),
+            created_at: Some(s.meta.created_at.clone()),
+        }
+    }
+
+    fn list_disks_sync(&self, scope: &DiskScope) -> Result<Vec<Disk>, DriverError> {
+        let mut v: Vec<Disk> = self
+            .found_disks(scope, None)?
+            .iter()
+            .map(|f| self.disk_of(f))
+            .collect();
+        v.sort_by(|a, b| {
+            (&a.volume, &b.created_at, &a.name).cmp(&(&b.volume, &a.created_at, &b.name))
+        });
+        Ok(v)
+    }
+
+    fn list_snapshots_sync(&self, scope: &DiskScope) -> Result<Vec<Snapshot>, DriverError> {
+        let mut v: Vec<Snapshot> = self
+            .good_snapshots(scope, None)?
+            .iter()
+            .map(|s| self.snapshot_of(s))
+            .collect();
+        v.sort_by(|a, b| {
+            (&a.volume, &b.created_at, &a.name).cmp(&(&b.volume, &a.created_at, &b.name))
+        });
+        Ok(v)
+    }
+
+    fn create_disk_sync(
+        &self,
+        scope: &DiskScope,
+        volume: &str,
+        req: CreateDisk,
+    ) -> Result<Disk, DriverError> {
+        scope.validate()?;
+        validate_volume_name(volume)?;
+        validate_disk_name(&req.name)?;
+        let node = self.place(&req.placement)?;
+        let name = req.name.as_str();
+        if let Some(on) = self.metadata_on("disks", scope, volume, name)? {
+            return Err(DriverError::Conflict(format!(
+                "disk `{name}` of volume `{volume}` already exists (node `{on}`)"
+            )));
+        }
+        // Resolve the source before touching anything.
+        enum From {
+            Nothing,
+            Disk(FoundDisk),
+            Snap(FoundSnapshot),
+        }
+        let from = match &req.source {
+            None => From::Nothing,
+            Some(Source::Disk(d)) => {
+                validate_disk_name(d)?;
+                From::Disk(
+                    self.found_disks(scope, Some(volume))?
+                        .into_iter()
+                        .find(|f| &f.meta.name == d)
+                        .ok_or_else(|| {
+                            DriverError::NotFound(format!("source disk `{d}` of volume `{volume}`"))
+                        })?,
+                )
+            }
+            Some(Source::Snapshot(s)) => {
+                validate_snapshot_name(s)?;
+                From::Snap(
+                    self.good_snapshots(scope, Some(volume))?
+                        .into_iter()
+                        .find(|f| &f.meta.name == s)
+                        .ok_or_else(|| {
+                            DriverError::NotFound(format!(
+                                "source snapshot `{s}` of volume `{volume}` (or it is incomplete or corrupt)"
+                            ))
+                        })?,
+                )
+            }
+        };
+        let vol_dir = self.disk_vol_dir(&node, scope, volume)?;
+        let dir = vol_dir.join(name);
+        let partial = vol_dir.join(format!(".{name}.partial"));
+        // Leftovers of an interrupted create (no metadata: never a disk).
+        self.host.remove(&node, &partial)?;
+        self.host.remove(&node, &dir)?;
+        self.host.mkdir(&node, &partial)?;
+        let filled = match &from {
+            From::Nothing => Ok(()),
+            From::Disk(d) => {
+                copy_tree(self.host.as_ref(), &d.node, &d.dir, &node, &partial).map(|_| ())
+            }
+            From::Snap(s) => copy_tree(self.host.as_ref(), &s.node, &s.dir, &node, &partial)
+                .and_then(|sum| {
+                    if sum.checksum == s.meta.checksum {
+                        Ok(())
+                    } else {
+                        Err(DriverError::Corrupt(format!(
+                            "snapshot `{}` changed while restoring (checksum mismatch)",
+                            s.meta.name
+                        )))
+                    }
+                }),
+        };
+        if let Err(e) = filled {
+            let _ = self.host.remove(&node, &partial);
+            return Err(e);
+        }
+        self.host.rename(&node, &partial, &dir)?;
+        let meta = DiskMeta {
+            kind: DISK_KIND.into(),
+            name: name.to_string(),
+            volume: volume.to_string(),
+            app_id_hash: scope.app_id_hash.clone(),
+            app_name: scope.app_name.clone(),
+            assigned: false,
+            size_bytes: req.size_bytes,
+            node: node.clone(),
+            source: req.source.as_ref().map(Source::to_string),
+            options: req.options,
+            created_at: now_rfc3339(),
+        };
+        let meta_path = vol_dir.join(format!("{name}.json"));
+        self.write_json(&node, &meta_path, &meta)?;
+        Ok(self.disk_of(&FoundDisk {
+            meta,
+            node,
+            dir,
+            meta_path,
+        }))
+    }
+
+    fn place(&self, placement: &Placement) -> Result<String, DriverError> {
+        let nodes = self.host.nodes();
+        match placement {
+            Placement::Node(n) => {
+                if nodes.contains(n) {
+                    Ok(n.clone())
+                } else {
+                    Err(DriverError::InvalidInput(format!(
+                        "k3s node `{n}` is not configured (known: {})",
+                        nodes.join(", ")
+                    )))
+                }
+            }
+            Placement::Any => nodes
+                .first()
+                .cloned()
+                .ok_or_else(|| DriverError::InvalidInput("no k3s node configured".into())),
+            other => Err(DriverError::NotSupported(format!(
+                "k3s disks are pinned to a node, not a zone: placement {other:?}"
+            ))),
+        }
+    }
+
+    fn assign_disk_sync(
+        &self,
+        scope: &DiskScope,
+        volume: &str,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        validate_volume_name(volume)?;
+        validate_disk_name(name)?;
+        let disks = self.found_disks(scope, Some(volume))?;
+        let target = disks
+            .iter()
+            .find(|d| d.meta.name == name)
+            .ok_or_else(|| DriverError::NotFound(format!("disk `{name}` of volume `{volume}`")))?;
+        // Target first: a crash in between leaves two assigned (detected,
+        // fixed by assigning again), never zero (which would plan a new disk).
+        if !target.meta.assigned {
+            let mut m = target.meta.clone();
+            m.assigned = true;
+            self.write_json(&target.node, &target.meta_path, &m)?;
+        }
+        for d in disks
+            .iter()
+            .filter(|d| d.meta.name != name && d.meta.assigned)
+        {
+            let mut m = d.meta.clone();
+            m.assigned = false;
+            self.write_json(&d.node, &d.meta_path, &m)?;
+        }
+        Ok(())
+    }
+
+    fn delete_disk_sync(
+        &self,
+        scope: &DiskScope,
+        volume: &str,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        validate_volume_name(volume)?;
+        validate_disk_name(name)?;
+        let Some(d) = self
+            .found_disks(scope, Some(volume))?
+            .into_iter()
+            .find(|d| d.meta.name == name)
+        else {
+            return Ok(());
+        };
+        if d.meta.assigned {
+            return Err(DriverError::Conflict(format!(
+                "disk `{name}` is the assigned disk of volume `{volume}`; assign another disk first"
+            )));
+        }
+        // Metadata first: the disk disappears at once; leftover data without
+        // metadata is never listed and is removed by a later create.
+        self.host.remove(&d.node, &d.meta_path)?;
+        self.host.remove(&d.node, &d.dir)
+    }
+
+    fn create_snapshot_sync(
+        &self,
+        scope: &DiskScope,
+        volume: &str,
+        name: &str,
+        source: Option<Source>,
+    ) -> Result<Snapshot, DriverError> {
+        scope.validate()?;
+        validate_volume_name(volume)?;
+        validate_snapshot_name(name)?;
+        if let Some(on) = self.metadata_on("snapshots", scope, volume, name)? {
+            return Err(DriverError::Conflict(format!(
+                "snapshot `{name}` of volume `{volume}` already exists (node `{on}`)"
+            )));
+        }
+        let (src_node, src_dir, source_disk, expect) = match &source {
+            None => {
+                let assigned: Vec<FoundDisk> = self
+                    .found_disks(scope, Some(volume))?
+                    .into_iter()
+                    .filter(|d| d.meta.assigned)
+                    .collect();
+                match assigned.as_slice() {
+                    [d] => (
+                        d.node.clone(),
+                        d.dir.clone(),
+                        Some(d.meta.name.clone()),
+                        None,
+                    ),
+                    [] => {
+                        return Err(DriverError::NotFound(format!(
+                            "volume `{volume}` has no assigned disk to snapshot"
+                        )));
+                    }
+                    _ => {
+                        return Err(DriverError::Conflict(format!(
+                            "volume `{volume}` has {} assigned disks; assign one first",
+                            assigned.len()
+                        )));
+                    }
+                }
+            }
+            Some(Source::Disk(n)) => {
+                validate_disk_name(n)?;
+                let d = self
+                    .found_disks(scope, Some(volume))?
+                    .into_iter()
+                    .find(|d| &d.meta.name == n)
+                    .ok_or_else(|| {
+                        DriverError::NotFound(format!("source disk `{n}` of volume `{volume}`"))
+                    })?;
+                (d.node, d.dir, Some(d.meta.name), None)
+            }
+            Some(Source::Snapshot(n)) => {
+                validate_snapshot_name(n)?;
+                let s = self
+                    .good_snapshots(scope, Some(volume))?
+                    .into_iter()
+                    .find(|s| &s.meta.name == n)
+                    .ok_or_else(|| {
+                        DriverError::NotFound(format!(
+                            "source snapshot `{n}` of volume `{volume}` (or it is incomplete or corrupt)"
+                        ))
+                    })?;
+                (s.node, s.dir, s.meta.source_disk, Some(s.meta.checksum))
+            }
+        };
+        let node = src_node.clone();
+        let vol_dir = self.snap_vol_dir(&node, scope, volume)?;
+        let partial = vol_dir.join(format!(".{name}.partial"));
+        let dir = vol_dir.join(format!("{name}.d"));
+        self.host.remove(&node, &partial)?;
+        self.host.remove(&node, &dir)?;
+        self.host.mkdir(&node, &partial)?;
+        let sum = match copy_tree(self.host.as_ref(), &src_node, &src_dir, &node, &partial) {
+            Ok(sum) if expect.as_ref().is_none_or(|c| *c == sum.checksum) => sum,
+            Ok(_) => {
+                let _ = self.host.remove(&node, &partial);
+                return Err(DriverError::Corrupt(
+                    "source snapshot changed while copying (checksum mismatch)".to_string(),
+                ));
+            }
+            Err(e) => {
+                let _ = self.host.remove(&node, &partial);
+                return Err(e);
+            }
+        };
+        self.host.rename(&node, &partial, &dir)?;
+        let meta = SnapshotMeta {
+            kind: SNAPSHOT_KIND.into(),
+            name: name.to_string(),
+            volume: volume.to_string(),
+            app_id_hash: scope.app_id_hash.clone(),
+            app_name: scope.app_name.clone(),
+            complete: true,
+            checksum: sum.checksum,
+            size_bytes: sum.bytes,
+            entries: sum.entries,
+            node: node.clone(),
+            source_disk,
+            source: source.as_ref().map(Source::to_string),
+            created_at: now_rfc3339(),
+        };
+        let meta_path = vol_dir.join(format!("{name}.json"));
+        self.write_json(&node, &meta_path, &meta)?;
+        Ok(self.snapshot_of(&FoundSnapshot {
+            meta,
+            node,
+            dir,
+            meta_path,
+        }))
+    }
+
+    fn delete_snapshot_sync(
+        &self,
+        scope: &DiskScope,
+        volume: &str,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        validate_volume_name(volume)?;
+        validate_snapshot_name(name)?;
+        for s in self
+            .found_snapshots(scope, Some(volume))?
+            .into_iter()
+            .filter(|s| s.meta.name == name)
+        {
+            self.host.remove(&s.node, &s.meta_path)?;
+            self.host.remove(&s.node, &s.dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Driver for K3sDriver {
+    fn id(&self) -> &str {
+        "k3s"
+    }
+
+    fn list_disks<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+    ) -> BoxFuture<'a, Result<Vec<Disk>, DriverError>> {
+        Box::pin(async move { self.list_disks_sync(scope) })
+    }
+
+    fn create_disk<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+        volume: &'a str,
+        req: CreateDisk,
+    ) -> BoxFuture<'a, Result<Disk, DriverError>> {
+        Box::pin(async move { self.create_disk_sync(scope, volume, req) })
+    }
+
+    fn assign_disk<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+        volume: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { self.assign_disk_sync(scope, volume, name) })
+    }
+
+    fn delete_disk<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+        volume: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { self.delete_disk_sync(scope, volume, name) })
+    }
+
+    fn list_snapshots<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+    ) -> BoxFuture<'a, Result<Vec<Snapshot>, DriverError>> {
+        Box::pin(async move { self.list_snapshots_sync(scope) })
+    }
+
+    fn create_snapshot<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+        volume: &'a str,
+        name: &'a str,
+        source: Option<Source>,
+    ) -> BoxFuture<'a, Result<Snapshot, DriverError>> {
+        Box::pin(async move { self.create_snapshot_sync(scope, volume, name, source) })
+    }
+
+    fn delete_snapshot<'a>(
+        &'a self,
+        scope: &'a DiskScope,
+        volume: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { self.delete_snapshot_sync(scope, volume, name) })
+    }
+
+    /// `kompox-local`, a `local` PV pinned by `kubernetes.io/hostname`.
+    fn volume_class(&self, volume: &AppVolume) -> Result<VolumeClass, DriverError> {
+        super::volume_class("k3s", volume).ok_or_else(|| {
+            DriverError::NotSupported(format!(
+                "volume `{}`: k3s offers only `type: disk` volumes",
+                volume.name
+            ))
+        })
+    }
+}
+
+/// The K3s volume handle: `k3s:<node>:<absolute path>` (DECISIONS 21).
+pub fn handle(node: &str, dir: &Path) -> String {
+    format!("k3s:{node}:{}", dir.display())
+}
+
+/// Relative paths (`/`-separated), kinds and attributes of a tree, sorted
+/// by path (so a directory comes before its contents).
+fn walk(
+    host: &dyn HostAccess,
+    node: &str,
+    dir: &Path,
+) -> Result<Vec<(String, EntryKind, Attrs)>, DriverError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((abs, rel)) = stack.pop() {
+        for e in host.list(node, &abs)? {
+            let r = if rel.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{rel}/{}", e.name)
+            };
+            if e.kind == EntryKind::Dir {
+                stack.push((abs.join(&e.name), r.clone()));
+            }
+            out.push((r, e.kind, e.attrs));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Adds one entry to the tree hash: kind tag, path, NUL, mode, uid, gid
+/// (u32 BE each), content length (u64 BE), content.
+fn hash_entry(h: &mut Sha256, kind: EntryKind, rel: &str, attrs: Attrs, content: &[u8]) {
+    h.update(match kind {
+        EntryKind::File => b"f",
+        EntryKind::Dir => b"d",
+        EntryKind::Symlink => b"l",
+    });
+    h.update(rel.as_bytes());
+    h.update([0u8]);
+    h.update(attrs.mode.to_be_bytes());
+    h.update(attrs.uid.to_be_bytes());
+    h.update(attrs.gid.to_be_bytes());
+    h.update((content.len() as u64).to_be_bytes());
+    h.update(content);
+}
+
+fn link_bytes(p: &Path) -> Vec<u8> {
+    p.to_string_lossy().into_owned().into_bytes()
+}
+
+/// SHA-256 over a tree: first the root directory (path `.`), then each
+/// entry in sorted relative-path order, hashed by `hash_entry` (a
+/// directory's content is empty, a symlink's is its target). Modes and
+/// owners are part of the checksum: a restore must reproduce them.
+pub fn tree_checksum(
+    host: &dyn HostAccess,
+    node: &str,
+    dir: &Path,
+) -> Result<TreeSum, DriverError> {
+    let mut h = Sha256::new();
+    hash_entry(&mut h, EntryKind::Dir, ".", host.attrs(node, dir)?, &[]);
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    for (rel, kind, attrs) in walk(host, node, dir)? {
+        let p = dir.join(&rel);
+        let content = match kind {
+            EntryKind::File => host.read(node, &p)?,
+            EntryKind::Dir => Vec::new(),
+            EntryKind::Symlink => link_bytes(&host.read_link(node, &p)?),
+        };
+        if kind == EntryKind::File {
+            bytes += content.len() as u64;
+        }
+        entries += 1;
+        hash_entry(&mut h, kind, &rel, attrs, &content);
+    }
+    Ok(TreeSum {
+        checksum: hex(&h.finalize()),
+        bytes,
+        entries,
+    })
+}
+
+/// Copies a tree between (possibly different) nodes, with modes and
+/// owners; returns the checksum of what was copied (as [`tree_checksum`]
+/// of the source). Files are read whole into memory.
+pub fn copy_tree(
+    host: &dyn HostAccess,
+    from_node: &str,
+    from: &Path,
+    to_node: &str,
+    to: &Path,
+) -> Result<TreeSum, DriverError> {
+    let mut h = Sha256::new();
+    let root_attrs = host.attrs(from_node, from)?;
+    hash_entry(&mut h, EntryKind::Dir, ".", root_attrs, &[]);
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    let mut dirs = vec![(to.to_path_buf(), root_attrs)];
+    host.mkdir(to_node, to)?;
+    for (rel, kind, attrs) in walk(host, from_node, from)? {
+        let src = from.join(&rel);
+        let dst = to.join(&rel);
+        let content = match kind {
+            EntryKind::Dir => {
+                host.mkdir(to_node, &dst)?;
+                // Modes of directories are set last (a read-only directory
+                // would refuse its contents).
+                dirs.push((dst, attrs));
+                Vec::new()
+            }
+            EntryKind::File => {
+                let data = host.read(from_node, &src)?;
+                host.write(to_node, &dst, &data)?;
+                host.set_attrs(to_node, &dst, attrs)?;
+                bytes += data.len() as u64;
+                data
+            }
+            EntryKind::Symlink => {
+                let target = host.read_link(from_node, &src)?;
+                host.symlink(to_node, &target, &dst)?;
+                host.set_attrs(to_node, &dst, attrs)?;
+                link_bytes(&target)
+            }
+        };
+        entries += 1;
+        hash_entry(&mut h, kind, &rel, attrs, &content);
+    }
+    for (dir, attrs) in dirs.iter().rev() {
+        host.set_attrs(to_node, dir, *attrs)?;
+    }
+    Ok(TreeSum {
+        checksum: hex(&h.finalize()),
+        bytes,
+        entries,
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Now as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn settings() {
+        let s = BTreeMap::from([("K3S_NODE_ROOTS".to_string(), "a=/x,b=/y".to_string())]);
+        let d = K3sDriver::from_settings(&s).map(|d| d.host.nodes());
+        assert_eq!(d, Ok(vec!["a".to_string(), "b".to_string()]));
+        let rel = BTreeMap::from([("K3S_NODE_ROOTS".to_string(), "a=x".to_string())]);
+        assert!(matches!(
+            K3sDriver::from_settings(&rel),
+            Err(DriverError::InvalidInput(_))
+        ));
+        let ssh = BTreeMap::from([
+            ("K3S_NODE".to_string(), "a".to_string()),
+            ("K3S_HOST_ACCESS".to_string(), "ssh".to_string()),
+        ]);
+        assert!(matches!(
+            K3sDriver::from_settings(&ssh),
+            Err(DriverError::NotSupported(_))
+        ));
+    }
+
+    #[test]
+    fn local_host_refuses_paths_outside_root() {
+        let h = LocalHost::new(BTreeMap::from([("n".to_string(), PathBuf::from("/r"))]));
+        assert!(h.read("n", Path::new("/etc/passwd")).is_err());
+        assert!(h.read("n", Path::new("/r/../etc/passwd")).is_err());
+        assert!(matches!(h.root("m"), Err(DriverError::NotFound(_))));
+    }
+}

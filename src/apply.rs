@@ -76,6 +76,12 @@ pub enum ApplyError {
     },
     #[error("{0} is in the plan but not in the desired state; plan again")]
     Missing(String),
+    #[error("disk for volume `{volume}`: {source}")]
+    Driver {
+        volume: String,
+        #[source]
+        source: crate::provider::driver::DriverError,
+    },
 }
 
 /// What an apply did.
@@ -439,4 +445,107 @@ pub async fn refine_with_dry_run(conn: &Connection, app: &AppDesired, plan: &mut
         }
     }
     requests
+}
+
+/// The disk phase of an apply (DECISIONS 11): for every volume without an
+/// assigned disk, create the disk under its deterministic name (or find the
+/// one a crashed run created) and assign it. Returns the bound disks of
+/// every volume, for converting the App again with real PV/PVC names.
+///
+/// `nodes` are the nodes the App may run on, in order: a driver that
+/// places disks on nodes (K3s) gets the first one it knows.
+pub async fn ensure_disks(
+    driver: &dyn crate::provider::driver::Driver,
+    scope: &crate::provider::driver::DiskScope,
+    app: &AppDesired,
+    nodes: &[String],
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<BTreeMap<String, crate::convert::BoundDisk>, ApplyError> {
+    use crate::convert::BoundDisk;
+    use crate::provider::driver::{CreateDisk, DriverError, Placement, Source, SourceKind};
+    let mut bound = BTreeMap::new();
+    for intent in &app.disks {
+        let volume = intent.volume.clone();
+        let err = |source: DriverError| ApplyError::Driver {
+            volume: volume.clone(),
+            source,
+        };
+        if let Some(d) = &intent.assigned {
+            bound.insert(volume.clone(), d.clone());
+            continue;
+        }
+        let existing = driver.list_disks(scope).await.map_err(err)?;
+        let disk = match existing
+            .iter()
+            .find(|d| d.volume == volume && d.name == intent.planned_name)
+        {
+            Some(d) => d.clone(),
+            None => {
+                let source = intent
+                    .source
+                    .as_deref()
+                    .map(|s| Source::parse(s, SourceKind::Snapshot))
+                    .transpose()
+                    .map_err(err)?;
+                let mut placements: Vec<Placement> =
+                    nodes.iter().cloned().map(Placement::Node).collect();
+                if placements.is_empty() {
+                    placements.push(match intent.zones.as_slice() {
+                        [z] => Placement::Zonal(z.clone()),
+                        [] => Placement::Any,
+                        zs => Placement::Regional(zs.to_vec()),
+                    });
+                }
+                let mut created = None;
+                let mut last = None;
+                for placement in placements {
+                    let req = CreateDisk {
+                        name: intent.planned_name.clone(),
+                        size_bytes: intent.size_bytes,
+                        placement,
+                        source: source.clone(),
+                        options: intent.options.clone(),
+                    };
+                    match driver.create_disk(scope, &volume, req).await {
+                        Ok(d) => {
+                            created = Some(d);
+                            break;
+                        }
+                        // A node this driver does not serve: try the next.
+                        Err(e @ DriverError::InvalidInput(_)) if !nodes.is_empty() => {
+                            last = Some(e)
+                        }
+                        Err(e) => return Err(err(e)),
+                    }
+                }
+                let d = match created {
+                    Some(d) => d,
+                    None => {
+                        return Err(err(last.unwrap_or_else(|| {
+                            DriverError::NotSupported("no placement".into())
+                        })));
+                    }
+                };
+                on_event(Event::Applied {
+                    what: format!("disk {volume}/{}", d.name),
+                    action: Action::Create,
+                });
+                d
+            }
+        };
+        driver
+            .assign_disk(scope, &volume, &disk.name)
+            .await
+            .map_err(err)?;
+        bound.insert(
+            volume.clone(),
+            BoundDisk {
+                name: disk.name.clone(),
+                handle: disk.handle.clone(),
+                size_bytes: disk.size_bytes,
+                zone: disk.zone.clone(),
+            },
+        );
+    }
+    Ok(bound)
 }

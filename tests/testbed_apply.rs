@@ -570,3 +570,65 @@ fn apply_without_a_terminal_refuses_without_auto_approve() {
     assert!(err.contains("--auto-approve"), "{err}");
     assert!(get(tb, &format!("/api/v1/namespaces/{}", repo.namespace("web"))).is_none());
 }
+
+/// An app with a volume on K3s: apply creates the disk (a directory on a
+/// node of the requested zone), assigns it, binds a local PV pinned to that
+/// node, and the pod runs there; a second plan is empty.
+#[test]
+fn an_app_with_a_volume_gets_a_disk_on_a_node_of_its_zone_and_runs() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "disk");
+    let nodes_root = repo.with_node_dirs(&[
+        "node-a1", "node-a2", "node-b1", "node-b2", "node-c1", "node-c2",
+    ]);
+    repo.app(
+        "db",
+        "  volumes: [{name: data, size: 1Gi}]\n",
+        "services:\n  db:\n    image: postgres:16\n    volumes: [\"data/pg:/var/lib/postgresql/data\"]\n",
+    );
+    let ns = repo.namespace("db");
+    let (code, text) = repo.plan();
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("+ disk data/") && text.contains("(known after apply)"),
+        "{text}"
+    );
+    let out = repo.apply();
+    assert!(out.contains("create disk data/"), "{out}");
+    // The disk is a directory on the first zone-b node.
+    let disks: Vec<_> = std::fs::read_dir(nodes_root.join("node-b1/disks"))
+        .unwrap()
+        .collect();
+    assert_eq!(disks.len(), 1, "one app's disks on node-b1");
+    let pvcs = get(
+        tb,
+        &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+    )
+    .unwrap();
+    let pvc = &pvcs["items"][0];
+    assert_eq!(pvc["spec"]["storageClassName"], "kompox-local");
+    let pv_name = pvc["spec"]["volumeName"].as_str().unwrap().to_string();
+    let pv = get(tb, &format!("/api/v1/persistentvolumes/{pv_name}")).unwrap();
+    assert_eq!(
+        pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+            [0],
+        "node-b1"
+    );
+    assert!(
+        pv["spec"]["local"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(nodes_root.join("node-b1").to_str().unwrap())
+    );
+    let pod = tb.wait_for("the pod Running", WAIT, || {
+        let pods = get(tb, &format!("/api/v1/namespaces/{ns}/pods"))?;
+        pods["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["status"]["phase"] == "Running")
+            .cloned()
+    });
+    assert_eq!(pod["spec"]["nodeName"], "node-b1");
+    let (code, text) = repo.plan();
+    assert_eq!(code, 0, "converged:\n{text}");
+}

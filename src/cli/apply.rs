@@ -163,6 +163,34 @@ fn apply_cluster(
                 return;
             };
             eprintln!("app {}:", outcome.app_id);
+            // Disks first (DECISIONS 11): create and assign what the plan
+            // showed as known after apply, then convert the App again so
+            // its PV/PVC names are real, and plan it once more.
+            let replanned;
+            let (d, p) = if d.objects.iter().any(|o| o.pending) {
+                match disk_phase(sel, run, d, &mut on_event, rt) {
+                    Ok(Some(again)) => {
+                        replanned = again;
+                        let (ok, ap) = &replanned;
+                        let mut ap = ap.clone();
+                        ap.changes.extend(
+                            p.changes
+                                .iter()
+                                .filter(|c| c.action == kompox::plan::Action::Prune)
+                                .cloned(),
+                        );
+                        (ok, std::borrow::Cow::Owned(ap))
+                    }
+                    Ok(None) => (d, std::borrow::Cow::Borrowed(p)),
+                    Err(e) => {
+                        fail(Err(e), &outcome.app_id.to_string());
+                        return;
+                    }
+                }
+            } else {
+                (d, std::borrow::Cow::Borrowed(p))
+            };
+            let p = p.as_ref();
             let r = rt.block_on(apply::apply_app(
                 &run.conn,
                 d,
@@ -228,4 +256,45 @@ fn confirm() -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == "yes")
+}
+
+/// Creates and assigns the missing disks of an App through its Provider's
+/// driver, then converts and plans the App again with them bound.
+fn disk_phase(
+    sel: &Selected,
+    run: &ClusterRun,
+    d: &kompox::convert::AppDesired,
+    on_event: &mut (dyn FnMut(apply::Event) + Send),
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<(kompox::convert::AppDesired, kompox::plan::AppPlan)>, apply::ApplyError> {
+    let Some(app) = sel.project.kom.app(&d.app_id) else {
+        return Ok(None);
+    };
+    let Some(ctx) = desired::context(&sel.project.kom, app) else {
+        return Ok(None);
+    };
+    let volume = d
+        .disks
+        .first()
+        .map(|i| i.volume.clone())
+        .unwrap_or_default();
+    let driver = kompox::provider::driver::driver_for(&ctx.provider.driver, &ctx.provider.settings)
+        .map_err(|source| apply::ApplyError::Driver { volume, source })?;
+    let scope = kompox::provider::driver::DiskScope::from_hashes(&d.hashes, &app.meta.name);
+    let nodes = kompox::plan::scheduling::fitting_nodes(d, &run.observed.nodes);
+    let bound = rt.block_on(apply::ensure_disks(
+        driver.as_ref(),
+        &scope,
+        d,
+        &nodes,
+        on_event,
+    ))?;
+    let outcome = desired::build_app(&sel.project.kom, &sel.loaded.tree, app, &bound);
+    let Ok(again) = outcome.result.clone() else {
+        return Ok(None);
+    };
+    let mut planner =
+        kompox::plan::Planner::new(&run.observed.live, kompox::plan::PlanOptions::default());
+    let plan = planner.add(&outcome).clone();
+    Ok(Some((again, plan)))
 }

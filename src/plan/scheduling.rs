@@ -17,6 +17,54 @@ pub fn unschedulable_warning(app: &AppDesired, nodes: &[NodeLabels]) -> Option<S
     if nodes.is_empty() {
         return None;
     }
+    let (selector, exprs) = requirements(app)?;
+    if !fitting_nodes_with(&selector, &exprs, nodes).is_empty() {
+        return None;
+    }
+    let mut wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    wanted.extend(
+        exprs
+            .iter()
+            .map(|(k, vs)| format!("{k} in ({})", vs.join(", "))),
+    );
+    Some(format!(
+        "no node of the cluster matches the pod's placement ({}): it would stay Pending; label the nodes or change spec.deployment",
+        wanted.join(", ")
+    ))
+}
+
+/// Names (sorted) of the nodes the app's pod may run on: where a new
+/// node-local disk (K3s) may be created.
+pub fn fitting_nodes(app: &AppDesired, nodes: &[NodeLabels]) -> Vec<String> {
+    match requirements(app) {
+        Some((selector, exprs)) => fitting_nodes_with(&selector, &exprs, nodes),
+        None => Vec::new(),
+    }
+}
+
+type Requirements = (BTreeMap<String, String>, Vec<(String, Vec<String>)>);
+
+fn fitting_nodes_with(
+    selector: &BTreeMap<String, String>,
+    exprs: &[(String, Vec<String>)],
+    nodes: &[NodeLabels],
+) -> Vec<String> {
+    let mut out: Vec<String> = nodes
+        .iter()
+        .filter(|(_, labels)| {
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                && exprs
+                    .iter()
+                    .all(|(k, vs)| labels.get(k).is_some_and(|l| vs.contains(l)))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The Deployment's node selector and `In` affinity expressions.
+fn requirements(app: &AppDesired) -> Option<Requirements> {
     let dep = app.objects.iter().find(|o| o.kind == "Deployment")?;
     let spec = dep.body.pointer("/spec/template/spec")?;
     let selector: BTreeMap<String, String> = spec
@@ -44,25 +92,7 @@ pub fn unschedulable_warning(app: &AppDesired, nodes: &[NodeLabels]) -> Option<S
                 .collect()
         })
         .unwrap_or_default();
-    let fits = |labels: &BTreeMap<String, String>| {
-        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && exprs
-                .iter()
-                .all(|(k, vs)| labels.get(k).is_some_and(|l| vs.contains(l)))
-    };
-    if nodes.iter().any(|(_, labels)| fits(labels)) {
-        return None;
-    }
-    let mut wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    wanted.extend(
-        exprs
-            .iter()
-            .map(|(k, vs)| format!("{k} in ({})", vs.join(", "))),
-    );
-    Some(format!(
-        "no node of the cluster matches the pod's placement ({}): it would stay Pending; label the nodes or change spec.deployment",
-        wanted.join(", ")
-    ))
+    Some((selector, exprs))
 }
 
 #[cfg(test)]

@@ -59,6 +59,30 @@ spec:
         Repo { dir, ws }
     }
 
+    /// Gives the K3s provider a directory per testbed node (the local
+    /// host-access layer: each fake node maps to its own directory).
+    pub fn with_node_dirs(&self, nodes: &[&str]) -> std::path::PathBuf {
+        let root = self.dir.path().join("nodes");
+        let roots: Vec<String> = nodes
+            .iter()
+            .map(|n| {
+                let d = root.join(n);
+                std::fs::create_dir_all(&d).unwrap();
+                format!("{n}={}", d.display())
+            })
+            .collect();
+        let path = self.dir.path().join(".kompox/kom/shared.yml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "spec: {driver: k3s}",
+            &format!(
+                "spec: {{driver: k3s, settings: {{K3S_NODE_ROOTS: \"{}\"}}}}",
+                roots.join(",")
+            ),
+        );
+        std::fs::write(path, text).unwrap();
+        root
+    }
+
     pub fn app(&self, name: &str, spec_extra: &str, compose: &str) {
         let kom = format!(
             "apiVersion: ops.kompox.dev/v1alpha1

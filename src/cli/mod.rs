@@ -13,6 +13,7 @@ mod output;
 mod plan;
 mod project;
 mod render;
+mod volumes;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -90,6 +91,10 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Apply the plan: server-side apply, inventory, prune, wait.
     Apply(apply::ApplyArgs),
+    /// The disks of an App volume: list, create, assign, delete.
+    Disk(volumes::DiskArgs),
+    /// The snapshots of an App volume: list, create, delete.
+    Snapshot(volumes::SnapshotArgs),
     /// Print the version.
     Version,
 }
@@ -112,6 +117,8 @@ pub fn main() -> i32 {
         Command::Init(i) => init::run(&cli.global, i),
         Command::Plan(p) => plan::run(&cli.global, p),
         Command::Apply(a) => apply::run(&cli.global, a),
+        Command::Disk(d) => volumes::run_disk(&cli.global, d),
+        Command::Snapshot(s) => volumes::run_snapshot(&cli.global, s),
         Command::Version => {
             output::stdout(&format!("kompoxops {}\n", env!("CARGO_PKG_VERSION")));
             Ok(0)

@@ -83,7 +83,7 @@ pub enum LogLevel {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Work with one App: validate its conversion.
+    /// Work with one App: validate its conversion, deploy it, destroy it.
     App(app::AppArgs),
     /// Create `.kompox/` with a config file and a KOM directory.
     Init(init::InitArgs),

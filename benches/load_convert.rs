@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kompox::kom::{ProjectEnv, load_project};
 
-#[path = "fixture.rs"]
+#[path = "support/fixture.rs"]
 mod fixture;
 
 fn load_convert(c: &mut Criterion) {

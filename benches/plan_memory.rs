@@ -8,7 +8,7 @@
 //! it execs, so the figure is an upper bound; this process's own RSS at the
 //! time is printed beside it.
 
-#[path = "fixture.rs"]
+#[path = "support/fixture.rs"]
 mod fixture;
 
 fn children_max_rss_mib() -> f64 {

@@ -23,6 +23,17 @@ use testbed::{Testbed, testbed};
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// A claim named `data` made by someone else (not Kompox) in `ns`.
+fn someones_claim(tb: &Testbed, ns: &str) {
+    tb.post_json(
+        &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+                         "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
+    .unwrap();
+}
+
 fn get(tb: &Testbed, path: &str) -> Option<Value> {
     tb.get_opt(path).unwrap()
 }
@@ -136,14 +147,7 @@ fn removing_an_app_prunes_its_stateless_objects_and_keeps_a_namespace_with_a_cla
     let gone_ns = repo.namespace("gone");
     repo.apply();
     // Someone's claim in the app's namespace: the namespace must survive.
-    tb.post_json(
-        &format!("/api/v1/namespaces/{gone_ns}/persistentvolumeclaims"),
-        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "data"},
-                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
-                         "resources": {"requests": {"storage": "1Gi"}}}}),
-    )
-    .unwrap();
+    someones_claim(tb, &gone_ns);
     repo.remove_app("gone");
     let (code, text) = repo.plan();
     assert_eq!(code, 2, "{text}");
@@ -380,13 +384,7 @@ fn app_deploy_and_app_destroy() {
         .is_some()
     );
     // A claim in the namespace: --delete-namespace is refused without --allow-destroy.
-    tb.post_json(
-        &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
-        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
-                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
-                         "resources": {"requests": {"storage": "1Gi"}}}}),
-    )
-    .unwrap();
+    someones_claim(tb, &ns);
     let out = repo.run(&["--app-name", "web", "app", "destroy", "--delete-namespace"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");

@@ -104,34 +104,11 @@ pub fn load_convert_plan(tree: &FileTree, live: &kompox::live::Live) -> kompox::
 /// inventories and one assigned disk per app.
 #[allow(dead_code)]
 pub fn live_for(tree: &FileTree) -> kompox::live::Live {
-    use kompox::live::{Live, LiveDisk, LiveObject, inventory_object};
+    use kompox::live::{Live, LiveObject, inventory_object};
     let project =
         kompox::kom::load_project(tree, &kompox::kom::ProjectEnv::default()).expect("load");
     let mut live = Live::empty();
-    for app in &project.kom.apps {
-        let ctx = kompox::desired::context(&project.kom, app).expect("context");
-        let h = kompox::hash::AppHashes::new(
-            &ctx.workspace.meta.name,
-            &ctx.provider.meta.name,
-            &ctx.cluster.meta.name,
-            &app.meta.name,
-        );
-        live.disks.push(LiveDisk {
-            name: "data-1".into(),
-            volume: "data".into(),
-            app_id_hash: h.app_id.clone(),
-            assigned: true,
-            size: 10 << 30,
-            zone: None,
-            options: Default::default(),
-            handle: format!(
-                "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/disks/{}-data-1",
-                app.meta.name
-            ),
-            created_at: None,
-            updated_at: None,
-        });
-    }
+    live.disks = assigned_live_disks(&project);
     let desired = kompox::desired::build(&project, tree, &[], &assigned_disks(&live));
     for outcome in &desired.apps {
         let d = outcome.result.as_ref().expect("convert");
@@ -188,28 +165,11 @@ pub fn live_json(live: &kompox::live::Live) -> String {
 /// holds more than one app's objects; returns the bytes written.
 #[allow(dead_code)]
 pub fn write_live_json(tree: &FileTree, mut w: impl std::io::Write) -> usize {
-    use kompox::live::{Live, LiveDisk, inventory_object};
+    use kompox::live::{Live, inventory_object};
     let project =
         kompox::kom::load_project(tree, &kompox::kom::ProjectEnv::default()).expect("load");
     let mut disks_live = Live::empty();
-    for app in &project.kom.apps {
-        let h = kompox::hash::AppHashes::new("bench", "aks1", "prod", &app.meta.name);
-        disks_live.disks.push(LiveDisk {
-            name: "data-1".into(),
-            volume: "data".into(),
-            app_id_hash: h.app_id.clone(),
-            assigned: true,
-            size: 10 << 30,
-            zone: None,
-            options: Default::default(),
-            handle: format!(
-                "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/disks/{}-data-1",
-                app.meta.name
-            ),
-            created_at: None,
-            updated_at: None,
-        });
-    }
+    disks_live.disks = assigned_live_disks(&project);
     let mut out = String::from("{\"objects\":{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[");
     let mut first = true;
     let mut written = 0;
@@ -243,4 +203,30 @@ pub fn write_live_json(tree: &FileTree, mut w: impl std::io::Write) -> usize {
     w.write_all(out.as_bytes()).unwrap();
     w.flush().unwrap();
     written + out.len()
+}
+
+/// One assigned 10 GiB disk for the volume `data` of every App.
+#[allow(dead_code)]
+fn assigned_live_disks(project: &kompox::kom::Project) -> Vec<kompox::live::LiveDisk> {
+    project
+        .kom
+        .apps
+        .iter()
+        .map(|app| kompox::live::LiveDisk {
+            name: "data-1".into(),
+            volume: "data".into(),
+            app_id_hash: kompox::hash::AppHashes::new("bench", "aks1", "prod", &app.meta.name)
+                .app_id,
+            assigned: true,
+            size: 10 << 30,
+            zone: None,
+            options: Default::default(),
+            handle: format!(
+                "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/disks/{}-data-1",
+                app.meta.name
+            ),
+            created_at: None,
+            updated_at: None,
+        })
+        .collect()
 }

@@ -37,6 +37,7 @@
 //! synchronously inside the returned futures.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,12 @@ pub trait HostAccess: Send + Sync {
     fn read(&self, node: &str, path: &Path) -> Result<Vec<u8>, DriverError>;
     /// Creates or truncates `path` and writes `data` durably.
     fn write(&self, node: &str, path: &Path, data: &[u8]) -> Result<(), DriverError>;
+    /// Opens a file for reading in chunks: disk files can be far larger
+    /// than memory, so copies and checksums never read a file whole.
+    fn open_read(&self, node: &str, path: &Path) -> Result<Box<dyn Read + Send>, DriverError>;
+    /// Creates or truncates a file for writing in chunks; the sink's
+    /// `finish` makes it durable.
+    fn create_write(&self, node: &str, path: &Path) -> Result<Box<dyn WriteSink>, DriverError>;
     fn rename(&self, node: &str, from: &Path, to: &Path) -> Result<(), DriverError>;
     /// Removes a file or a whole directory tree; a missing path is success.
     fn remove(&self, node: &str, path: &Path) -> Result<(), DriverError>;
@@ -106,6 +113,33 @@ pub trait HostAccess: Send + Sync {
     /// Total bytes of the regular files under `path`.
     fn disk_usage(&self, node: &str, path: &Path) -> Result<u64, DriverError>;
 }
+
+/// A file being written through [`HostAccess::create_write`].
+pub trait WriteSink: Write + Send {
+    /// Flushes and syncs the file to stable storage.
+    fn finish(self: Box<Self>) -> std::io::Result<()>;
+}
+
+struct LocalSink(std::fs::File);
+
+impl Write for LocalSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl WriteSink for LocalSink {
+    fn finish(mut self: Box<Self>) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.0.sync_all()
+    }
+}
+
+/// Chunk size of streamed copies and checksums.
+const CHUNK: usize = 1 << 20;
 
 /// [`HostAccess`] on this machine: each node maps to its own directory.
 #[derive(Debug, Clone)]
@@ -199,11 +233,22 @@ impl HostAccess for LocalHost {
     }
 
     fn write(&self, node: &str, path: &Path, data: &[u8]) -> Result<(), DriverError> {
-        use std::io::Write;
         self.check(node, path)?;
         let mut f = std::fs::File::create(path).map_err(|e| io(e, path))?;
         f.write_all(data).map_err(|e| io(e, path))?;
         f.sync_all().map_err(|e| io(e, path))
+    }
+
+    fn open_read(&self, node: &str, path: &Path) -> Result<Box<dyn Read + Send>, DriverError> {
+        self.check(node, path)?;
+        let f = std::fs::File::open(path).map_err(|e| io(e, path))?;
+        Ok(Box::new(f))
+    }
+
+    fn create_write(&self, node: &str, path: &Path) -> Result<Box<dyn WriteSink>, DriverError> {
+        self.check(node, path)?;
+        let f = std::fs::File::create(path).map_err(|e| io(e, path))?;
+        Ok(Box::new(LocalSink(f)))
     }
 
     fn rename(&self, node: &str, from: &Path, to: &Path) -> Result<(), DriverError> {
@@ -1191,6 +1236,14 @@ fn walk(
 /// Adds one entry to the tree hash: kind tag, path, NUL, mode, uid, gid
 /// (u32 BE each), content length (u64 BE), content.
 fn hash_entry(h: &mut Sha256, kind: EntryKind, rel: &str, attrs: Attrs, content: &[u8]) {
+    hash_header(h, kind, rel, attrs);
+    h.update(content);
+    h.update((content.len() as u64).to_be_bytes());
+}
+
+/// The part of an entry's hash before its content; the content's length
+/// follows the content, so a file can be hashed while it streams.
+fn hash_header(h: &mut Sha256, kind: EntryKind, rel: &str, attrs: Attrs) {
     h.update(match kind {
         EntryKind::File => b"f",
         EntryKind::Dir => b"d",
@@ -1201,8 +1254,33 @@ fn hash_entry(h: &mut Sha256, kind: EntryKind, rel: &str, attrs: Attrs, content:
     h.update(attrs.mode.to_be_bytes());
     h.update(attrs.uid.to_be_bytes());
     h.update(attrs.gid.to_be_bytes());
-    h.update((content.len() as u64).to_be_bytes());
-    h.update(content);
+}
+
+/// Streams a file into the hash (and into `sink`, when copying); returns
+/// its length. The length is hashed after the content.
+fn hash_file(
+    h: &mut Sha256,
+    mut src: Box<dyn Read + Send>,
+    mut sink: Option<&mut Box<dyn WriteSink>>,
+    path: &Path,
+) -> Result<u64, DriverError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e, path)),
+        };
+        h.update(&buf[..n]);
+        if let Some(w) = sink.as_mut() {
+            w.write_all(&buf[..n]).map_err(|e| io(e, path))?;
+        }
+        len += n as u64;
+    }
+    h.update(len.to_be_bytes());
+    Ok(len)
 }
 
 fn link_bytes(p: &Path) -> Vec<u8> {
@@ -1223,16 +1301,21 @@ pub fn tree_checksum(
     let (mut bytes, mut entries) = (0u64, 0u64);
     for (rel, kind, attrs) in walk(host, node, dir)? {
         let p = dir.join(&rel);
-        let content = match kind {
-            EntryKind::File => host.read(node, &p)?,
-            EntryKind::Dir => Vec::new(),
-            EntryKind::Symlink => link_bytes(&host.read_link(node, &p)?),
-        };
-        if kind == EntryKind::File {
-            bytes += content.len() as u64;
+        match kind {
+            EntryKind::File => {
+                hash_header(&mut h, kind, &rel, attrs);
+                bytes += hash_file(&mut h, host.open_read(node, &p)?, None, &p)?;
+            }
+            EntryKind::Dir => hash_entry(&mut h, kind, &rel, attrs, &[]),
+            EntryKind::Symlink => hash_entry(
+                &mut h,
+                kind,
+                &rel,
+                attrs,
+                &link_bytes(&host.read_link(node, &p)?),
+            ),
         }
         entries += 1;
-        hash_entry(&mut h, kind, &rel, attrs, &content);
     }
     Ok(TreeSum {
         checksum: hex(&h.finalize()),
@@ -1243,7 +1326,7 @@ pub fn tree_checksum(
 
 /// Copies a tree between (possibly different) nodes, with modes and
 /// owners; returns the checksum of what was copied (as [`tree_checksum`]
-/// of the source). Files are read whole into memory.
+/// of the source). Files stream in 1 MiB chunks.
 pub fn copy_tree(
     host: &dyn HostAccess,
     from_node: &str,
@@ -1260,30 +1343,34 @@ pub fn copy_tree(
     for (rel, kind, attrs) in walk(host, from_node, from)? {
         let src = from.join(&rel);
         let dst = to.join(&rel);
-        let content = match kind {
+        match kind {
             EntryKind::Dir => {
                 host.mkdir(to_node, &dst)?;
                 // Modes of directories are set last (a read-only directory
                 // would refuse its contents).
                 dirs.push((dst, attrs));
-                Vec::new()
+                hash_entry(&mut h, kind, &rel, attrs, &[]);
             }
             EntryKind::File => {
-                let data = host.read(from_node, &src)?;
-                host.write(to_node, &dst, &data)?;
+                hash_header(&mut h, kind, &rel, attrs);
+                let mut sink = host.create_write(to_node, &dst)?;
+                bytes += hash_file(
+                    &mut h,
+                    host.open_read(from_node, &src)?,
+                    Some(&mut sink),
+                    &src,
+                )?;
+                sink.finish().map_err(|e| io(e, &dst))?;
                 host.set_attrs(to_node, &dst, attrs)?;
-                bytes += data.len() as u64;
-                data
             }
             EntryKind::Symlink => {
                 let target = host.read_link(from_node, &src)?;
                 host.symlink(to_node, &target, &dst)?;
                 host.set_attrs(to_node, &dst, attrs)?;
-                link_bytes(&target)
+                hash_entry(&mut h, kind, &rel, attrs, &link_bytes(&target));
             }
-        };
+        }
         entries += 1;
-        hash_entry(&mut h, kind, &rel, attrs, &content);
     }
     for (dir, attrs) in dirs.iter().rev() {
         host.set_attrs(to_node, dir, *attrs)?;

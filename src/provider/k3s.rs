@@ -138,6 +138,17 @@ impl WriteSink for LocalSink {
     }
 }
 
+/// A metadata file found by the shared walk of disks and snapshots.
+struct Located<M> {
+    node: String,
+    volume: String,
+    /// The volume directory holding `<name>.json`.
+    dir: PathBuf,
+    name: String,
+    meta_path: PathBuf,
+    meta: M,
+}
+
 /// Chunk size of streamed copies and checksums.
 const CHUNK: usize = 1 << 20;
 
@@ -571,19 +582,20 @@ impl K3sDriver {
             .collect())
     }
 
-    fn found_disks(
+    /// Every `<name>.json` metadata file under
+    /// `<area>/<app id hash>/<volume>/` on every node, read as `M`;
+    /// unreadable ones are skipped with a warning. Disks and snapshots
+    /// share this walk; their callers check the identity in the metadata.
+    fn metadata_under<M: for<'de> Deserialize<'de>>(
         &self,
         scope: &DiskScope,
+        area: &str,
         only: Option<&str>,
-    ) -> Result<Vec<FoundDisk>, DriverError> {
+    ) -> Result<Vec<Located<M>>, DriverError> {
         scope.validate()?;
         let mut out = Vec::new();
         for node in self.host.nodes() {
-            let base = self
-                .host
-                .root(&node)?
-                .join("disks")
-                .join(&scope.app_id_hash);
+            let base = self.host.root(&node)?.join(area).join(&scope.app_id_hash);
             let vols = match only {
                 Some(v) => vec![v.to_string()],
                 None => self.volumes_under(&node, &base)?,
@@ -592,34 +604,52 @@ impl K3sDriver {
                 let dir = base.join(&vol);
                 for name in self.meta_names(&node, &dir)? {
                     let meta_path = dir.join(format!("{name}.json"));
-                    let data_dir = dir.join(&name);
-                    let meta: DiskMeta = match self.read_json(&node, &meta_path) {
-                        Ok(m) => m,
+                    match self.read_json(&node, &meta_path) {
+                        Ok(meta) => out.push(Located {
+                            node: node.clone(),
+                            volume: vol.clone(),
+                            dir: dir.clone(),
+                            name,
+                            meta_path,
+                            meta,
+                        }),
                         Err(e) => {
-                            tracing::warn!(node, path = %meta_path.display(), error = %e, "skipping unreadable disk metadata");
-                            continue;
+                            tracing::warn!(node, path = %meta_path.display(), error = %e, "skipping unreadable {area} metadata");
                         }
-                    };
-                    if meta.kind != DISK_KIND
-                        || meta.name != name
-                        || meta.volume != vol
-                        || meta.app_id_hash != scope.app_id_hash
-                    {
-                        tracing::warn!(node, path = %meta_path.display(), "skipping disk metadata that does not match its location");
-                        continue;
                     }
-                    if !self.host.exists(&node, &data_dir)? {
-                        tracing::warn!(node, path = %data_dir.display(), "skipping disk whose data directory is missing");
-                        continue;
-                    }
-                    out.push(FoundDisk {
-                        meta,
-                        node: node.clone(),
-                        dir: data_dir,
-                        meta_path,
-                    });
                 }
             }
+        }
+        Ok(out)
+    }
+
+    fn found_disks(
+        &self,
+        scope: &DiskScope,
+        only: Option<&str>,
+    ) -> Result<Vec<FoundDisk>, DriverError> {
+        let mut out = Vec::new();
+        for l in self.metadata_under::<DiskMeta>(scope, "disks", only)? {
+            let meta = l.meta;
+            if meta.kind != DISK_KIND
+                || meta.name != l.name
+                || meta.volume != l.volume
+                || meta.app_id_hash != scope.app_id_hash
+            {
+                tracing::warn!(node = l.node, path = %l.meta_path.display(), "skipping disk metadata that does not match its location");
+                continue;
+            }
+            let data_dir = l.dir.join(&l.name);
+            if !self.host.exists(&l.node, &data_dir)? {
+                tracing::warn!(node = l.node, path = %data_dir.display(), "skipping disk whose data directory is missing");
+                continue;
+            }
+            out.push(FoundDisk {
+                meta,
+                node: l.node,
+                dir: data_dir,
+                meta_path: l.meta_path,
+            });
         }
         Ok(out)
     }
@@ -630,44 +660,22 @@ impl K3sDriver {
         scope: &DiskScope,
         only: Option<&str>,
     ) -> Result<Vec<FoundSnapshot>, DriverError> {
-        scope.validate()?;
         let mut out = Vec::new();
-        for node in self.host.nodes() {
-            let base = self
-                .host
-                .root(&node)?
-                .join("snapshots")
-                .join(&scope.app_id_hash);
-            let vols = match only {
-                Some(v) => vec![v.to_string()],
-                None => self.volumes_under(&node, &base)?,
-            };
-            for vol in vols {
-                let dir = base.join(&vol);
-                for name in self.meta_names(&node, &dir)? {
-                    let meta_path = dir.join(format!("{name}.json"));
-                    let meta: SnapshotMeta = match self.read_json(&node, &meta_path) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(node, path = %meta_path.display(), error = %e, "skipping unreadable snapshot metadata");
-                            continue;
-                        }
-                    };
-                    if meta.kind != SNAPSHOT_KIND
-                        || meta.name != name
-                        || meta.volume != vol
-                        || meta.app_id_hash != scope.app_id_hash
-                    {
-                        continue;
-                    }
-                    out.push(FoundSnapshot {
-                        meta,
-                        node: node.clone(),
-                        dir: dir.join(format!("{name}.d")),
-                        meta_path,
-                    });
-                }
+        for l in self.metadata_under::<SnapshotMeta>(scope, "snapshots", only)? {
+            let meta = l.meta;
+            if meta.kind != SNAPSHOT_KIND
+                || meta.name != l.name
+                || meta.volume != l.volume
+                || meta.app_id_hash != scope.app_id_hash
+            {
+                continue;
             }
+            out.push(FoundSnapshot {
+                meta,
+                node: l.node,
+                dir: l.dir.join(format!("{}.d", l.name)),
+                meta_path: l.meta_path,
+            });
         }
         Ok(out)
     }

@@ -549,3 +549,145 @@ pub async fn ensure_disks(
     }
     Ok(bound)
 }
+
+/// What [`with_deployment_stopped`] reports while it works.
+#[derive(Debug, Clone)]
+pub enum StopEvent {
+    /// The Deployment was scaled from `from` to `to` replicas.
+    Scaled { what: String, from: i32, to: i32 },
+    /// Pods of the Deployment still exist.
+    Waiting {
+        what: String,
+        elapsed: Duration,
+        pods: usize,
+    },
+    /// No pod of the Deployment is left: nothing writes to its disks.
+    Stopped { what: String, elapsed: Duration },
+    /// There is no such Deployment (the app is not deployed): nothing runs.
+    Absent { what: String },
+}
+
+/// The outcome of work done while an app was stopped.
+#[derive(Debug)]
+pub struct StoppedRun<T, E> {
+    /// The work's own result.
+    pub result: Result<T, E>,
+    /// Whether the replica count was put back. When this fails the app
+    /// stays stopped; `kompoxops apply` restores it from Git.
+    pub restored: Result<(), ApplyError>,
+    /// The replica count before stopping (`None`: no Deployment).
+    pub replicas: Option<i32>,
+}
+
+/// Runs `work` while the Deployment `namespace/name` is scaled to zero and
+/// its pods are gone, then puts the replica count back, also when `work`
+/// fails (the reason a consistent snapshot stops the app is the app, so
+/// it must come back whatever happened to the snapshot).
+///
+/// `Err` means the app could not be stopped within `timeout`; the replica
+/// count has then been put back (best effort) and `work` did not run.
+/// A crash between scaling down and back leaves the Deployment at zero
+/// replicas: the next `kompoxops apply` sees the drift and restores the
+/// count from Git.
+pub async fn with_deployment_stopped<T, E, F, Fut>(
+    conn: &Connection,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+    on_event: &mut (dyn FnMut(StopEvent) + Send),
+    work: F,
+) -> Result<StoppedRun<T, E>, ApplyError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let what = format!("Deployment {namespace}/{name}");
+    let opts = ApplyOptions::default();
+    let Some(replicas) = retry(&opts, || {
+        cluster::deployment_replicas(conn, namespace, name)
+    })
+    .await?
+    else {
+        on_event(StopEvent::Absent { what });
+        return Ok(StoppedRun {
+            result: work().await,
+            restored: Ok(()),
+            replicas: None,
+        });
+    };
+    let restore = || async {
+        if replicas == 0 {
+            return Ok(());
+        }
+        retry(&opts, || {
+            cluster::scale_deployment(conn, namespace, name, replicas)
+        })
+        .await
+        .map_err(ApplyError::from)
+    };
+    if replicas != 0 {
+        retry(&opts, || {
+            cluster::scale_deployment(conn, namespace, name, 0)
+        })
+        .await?;
+        on_event(StopEvent::Scaled {
+            what: what.clone(),
+            from: replicas,
+            to: 0,
+        });
+    }
+    let start = Instant::now();
+    loop {
+        let pods = match cluster::deployment_pods(conn, namespace, name).await {
+            Ok(p) => p,
+            Err(e) if e.is_transient() => vec![format!("(unknown: {e})")],
+            Err(e) => {
+                let _ = restore().await;
+                return Err(e.into());
+            }
+        };
+        if pods.is_empty() {
+            on_event(StopEvent::Stopped {
+                what: what.clone(),
+                elapsed: start.elapsed(),
+            });
+            break;
+        }
+        if start.elapsed() >= timeout {
+            let restored = restore().await;
+            return Err(ApplyError::Timeout {
+                what: format!("{what} stopping"),
+                secs: timeout.as_secs(),
+                message: format!(
+                    "pods still running: {}{}",
+                    pods.join(", "),
+                    if restored.is_ok() {
+                        "; the replica count was put back"
+                    } else {
+                        "; putting the replica count back failed too: run `kompoxops apply`"
+                    }
+                ),
+            });
+        }
+        on_event(StopEvent::Waiting {
+            what: what.clone(),
+            elapsed: start.elapsed(),
+            pods: pods.len(),
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let result = work().await;
+    let restored = restore().await;
+    if restored.is_ok() && replicas != 0 {
+        on_event(StopEvent::Scaled {
+            what,
+            from: 0,
+            to: replicas,
+        });
+    }
+    Ok(StoppedRun {
+        result,
+        restored,
+        replicas: Some(replicas),
+    })
+}

@@ -1,265 +1,23 @@
-//! The driver contract suite, run against the K3s driver on real files
-//! (two nodes = two temporary directories).
+//! The driver contract suite (`tests/support/contract.rs`), run against
+//! the K3s driver on real files (two nodes = two temporary directories),
+//! and the K3s specifics: layout, metadata, partial and corrupt snapshots.
+
+#[path = "support/contract.rs"]
+mod contract;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kompox::live::{LiveDisk, LiveSnapshot};
+use contract::{DirFixture, Fixture, contract_suite, create, k3s_handle, names};
 use kompox::model::{AppVolume, VolumeType};
-use kompox::provider::driver::{
-    CreateDisk, Disk, DiskScope, Driver, DriverError, Placement, Snapshot, Source, driver_for,
-};
+use kompox::provider::driver::{DiskScope, Driver, DriverError, Placement, Source, driver_for};
 use kompox::provider::k3s::{K3sDriver, LocalHost};
-
-type Files = BTreeMap<String, Vec<u8>>;
-
-/// What the suite needs beyond the driver: where disks go and how to put
-/// data on a disk and read it back.
-trait Fixture {
-    fn placement_a(&self) -> Placement;
-    fn placement_b(&self) -> Placement;
-    fn write_files(&self, disk: &Disk, files: &Files);
-    fn read_files(&self, disk: &Disk) -> Files;
-}
-
-fn create(name: &str, placement: Placement, source: Option<Source>) -> CreateDisk {
-    CreateDisk {
-        name: name.to_string(),
-        size_bytes: 1 << 30,
-        placement,
-        source,
-        options: BTreeMap::new(),
-    }
-}
-
-fn assigned(disks: &[Disk], volume: &str) -> Vec<String> {
-    disks
-        .iter()
-        .filter(|d| d.volume == volume && d.assigned)
-        .map(|d| d.name.clone())
-        .collect()
-}
-
-fn names<T>(v: &[T], f: impl Fn(&T) -> &str) -> Vec<String> {
-    let mut n: Vec<String> = v.iter().map(|x| f(x).to_string()).collect();
-    n.sort();
-    n
-}
-
-/// The contract every driver keeps (reference §6.1–§6.3, DECISIONS 3/11).
-async fn contract_suite(driver: &dyn Driver, scope: &DiskScope, fx: &dyn Fixture) {
-    let vol = "data";
-
-    // Empty.
-    assert!(driver.list_disks(scope).await.unwrap().is_empty());
-    assert!(driver.list_snapshots(scope).await.unwrap().is_empty());
-    let (d, s) = driver.observe(scope).await.unwrap();
-    assert!(d.is_empty() && s.is_empty());
-
-    // Create; name collision; bad name.
-    let d1 = driver
-        .create_disk(scope, vol, create("d1", fx.placement_a(), None))
-        .await
-        .unwrap();
-    assert_eq!(d1.name, "d1");
-    assert_eq!(d1.volume, vol);
-    assert_eq!(d1.app_id_hash, scope.app_id_hash);
-    assert!(!d1.assigned, "a created disk starts unassigned");
-    assert!(!d1.handle.is_empty());
-    assert!(matches!(
-        driver
-            .create_disk(scope, vol, create("d1", fx.placement_a(), None))
-            .await,
-        Err(DriverError::Conflict(_))
-    ));
-    assert!(matches!(
-        driver
-            .create_disk(scope, vol, create("Bad_Name", fx.placement_a(), None))
-            .await,
-        Err(DriverError::InvalidInput(_))
-    ));
-    assert!(matches!(
-        driver
-            .create_disk(scope, vol, create(&"x".repeat(25), fx.placement_a(), None))
-            .await,
-        Err(DriverError::InvalidInput(_))
-    ));
-
-    // Assign: exactly one per volume.
-    driver.assign_disk(scope, vol, "d1").await.unwrap();
-    let d2 = driver
-        .create_disk(scope, vol, create("d2", fx.placement_a(), None))
-        .await
-        .unwrap();
-    assert!(!d2.assigned);
-    let disks = driver.list_disks(scope).await.unwrap();
-    assert_eq!(assigned(&disks, vol), vec!["d1"]);
-    driver.assign_disk(scope, vol, "d2").await.unwrap();
-    assert_eq!(
-        assigned(&driver.list_disks(scope).await.unwrap(), vol),
-        vec!["d2"]
-    );
-    driver.assign_disk(scope, vol, "d1").await.unwrap();
-    driver.assign_disk(scope, vol, "d1").await.unwrap(); // idempotent
-    assert_eq!(
-        assigned(&driver.list_disks(scope).await.unwrap(), vol),
-        vec!["d1"]
-    );
-    assert!(matches!(
-        driver.assign_disk(scope, vol, "nope").await,
-        Err(DriverError::NotFound(_))
-    ));
-    assert_eq!(
-        assigned(&driver.list_disks(scope).await.unwrap(), vol),
-        vec!["d1"],
-        "a failed assign changes nothing"
-    );
-
-    // Delete: assigned refused, unassigned ok, missing ok.
-    assert!(matches!(
-        driver.delete_disk(scope, vol, "d1").await,
-        Err(DriverError::Conflict(_))
-    ));
-    driver.delete_disk(scope, vol, "d2").await.unwrap();
-    driver.delete_disk(scope, vol, "d2").await.unwrap();
-    let disks = driver.list_disks(scope).await.unwrap();
-    assert_eq!(names(&disks, |d| &d.name), vec!["d1"]);
-
-    // Snapshot of the assigned disk (default source).
-    let files: Files = BTreeMap::from([
-        ("a.txt".to_string(), b"hello\n".to_vec()),
-        ("empty".to_string(), Vec::new()),
-        (
-            "sub/dir/bin".to_string(),
-            (0u8..=255).cycle().take(70_000).collect(),
-        ),
-    ]);
-    fx.write_files(&d1, &files);
-    let s1 = driver
-        .create_snapshot(scope, vol, "s1", None)
-        .await
-        .unwrap();
-    assert_eq!(s1.name, "s1");
-    assert_eq!(s1.volume, vol);
-    assert_eq!(s1.source_disk.as_deref(), Some("d1"));
-    assert!(matches!(
-        driver.create_snapshot(scope, vol, "s1", None).await,
-        Err(DriverError::Conflict(_))
-    ));
-    let snaps = driver.list_snapshots(scope).await.unwrap();
-    assert_eq!(names(&snaps, |s| &s.name), vec!["s1"]);
-
-    // The snapshot does not follow later writes to the disk.
-    let mut changed = files.clone();
-    changed.insert("a.txt".to_string(), b"changed\n".to_vec());
-    fx.write_files(&d1, &changed);
-
-    // Restore into a new disk on another node: byte-identical files.
-    let d3 = driver
-        .create_disk(
-            scope,
-            vol,
-            create("d3", fx.placement_b(), Some(Source::Snapshot("s1".into()))),
-        )
-        .await
-        .unwrap();
-    assert!(!d3.assigned);
-    assert_ne!(d3.handle, d1.handle);
-    assert_eq!(fx.read_files(&d3), files);
-
-    // Clone a disk.
-    let d4 = driver
-        .create_disk(
-            scope,
-            vol,
-            create("d4", fx.placement_a(), Some(Source::Disk("d1".into()))),
-        )
-        .await
-        .unwrap();
-    assert_eq!(fx.read_files(&d4), changed);
-
-    // Sources that do not exist.
-    assert!(matches!(
-        driver
-            .create_disk(
-                scope,
-                vol,
-                create(
-                    "d5",
-                    fx.placement_a(),
-                    Some(Source::Snapshot("nope".into()))
-                )
-            )
-            .await,
-        Err(DriverError::NotFound(_))
-    ));
-    assert!(matches!(
-        driver
-            .create_disk(
-                scope,
-                vol,
-                create("d5", fx.placement_a(), Some(Source::Disk("nope".into())))
-            )
-            .await,
-        Err(DriverError::NotFound(_))
-    ));
-    assert!(matches!(
-        driver
-            .create_snapshot(scope, vol, "s2", Some(Source::Disk("nope".into())))
-            .await,
-        Err(DriverError::NotFound(_))
-    ));
-    assert!(matches!(
-        driver.create_snapshot(scope, "other", "s2", None).await,
-        Err(DriverError::NotFound(_))
-    ));
-
-    // Snapshot of a named disk.
-    let s2 = driver
-        .create_snapshot(scope, vol, "s2", Some(Source::Disk("d3".into())))
-        .await
-        .unwrap();
-    assert_eq!(s2.source_disk.as_deref(), Some("d3"));
-
-    // Observe returns everything, sorted; JSON feeds back as live.
-    let (disks, snaps) = driver.observe(scope).await.unwrap();
-    assert_eq!(names(&disks, |d| &d.name), vec!["d1", "d3", "d4"]);
-    assert_eq!(names(&snaps, |s| &s.name), vec!["s1", "s2"]);
-    assert_eq!(assigned(&disks, vol), vec!["d1"]);
-    for w in disks.windows(2) {
-        assert!(
-            (&w[0].volume, &w[1].created_at, &w[0].name)
-                <= (&w[1].volume, &w[0].created_at, &w[1].name),
-            "disks sorted by volume, created_at desc, name"
-        );
-    }
-    for d in &disks {
-        let live: LiveDisk = serde_json::from_value(serde_json::to_value(d).unwrap()).unwrap();
-        assert_eq!(live, d.to_live());
-    }
-    for s in &snaps {
-        let live: LiveSnapshot = serde_json::from_value(serde_json::to_value(s).unwrap()).unwrap();
-        assert_eq!(live, s.to_live());
-    }
-    let d1_now = disks.iter().find(|d| d.name == "d1").unwrap();
-    assert_eq!(d1_now.handle, d1.handle, "the handle is stable");
-
-    // Delete snapshots; missing is success.
-    driver.delete_snapshot(scope, vol, "s2").await.unwrap();
-    driver.delete_snapshot(scope, vol, "s2").await.unwrap();
-    let snaps: Vec<Snapshot> = driver.list_snapshots(scope).await.unwrap();
-    assert_eq!(names(&snaps, |s| &s.name), vec!["s1"]);
-
-    // Another app sees nothing of this one.
-    let other = DiskScope::new("zzzzzz", "other");
-    assert!(driver.list_disks(&other).await.unwrap().is_empty());
-    assert!(driver.list_snapshots(&other).await.unwrap().is_empty());
-}
 
 /// Two K3s nodes, each a temporary directory.
 struct K3sFixture {
     _dirs: Vec<tempfile::TempDir>,
     roots: BTreeMap<String, PathBuf>,
+    disks: DirFixture,
 }
 
 impl K3sFixture {
@@ -273,59 +31,12 @@ impl K3sFixture {
         K3sFixture {
             _dirs: vec![a, b],
             roots,
+            disks: DirFixture::k3s("node-a", "node-b"),
         }
     }
 
     fn driver(&self) -> K3sDriver {
         K3sDriver::new(LocalHost::new(self.roots.clone()))
-    }
-
-    /// `k3s:<node>:<path>` → (node, path).
-    fn parse_handle(handle: &str) -> (String, PathBuf) {
-        let rest = handle.strip_prefix("k3s:").expect("k3s handle");
-        let (node, path) = rest.split_once(':').expect("node:path");
-        (node.to_string(), PathBuf::from(path))
-    }
-}
-
-fn read_tree(dir: &Path, rel: &str, out: &mut Files) {
-    for e in std::fs::read_dir(dir.join(rel)).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().into_string().unwrap();
-        let r = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        if e.file_type().unwrap().is_dir() {
-            read_tree(dir, &r, out);
-        } else {
-            out.insert(r, std::fs::read(e.path()).unwrap());
-        }
-    }
-}
-
-impl Fixture for K3sFixture {
-    fn placement_a(&self) -> Placement {
-        Placement::Node("node-a".into())
-    }
-    fn placement_b(&self) -> Placement {
-        Placement::Node("node-b".into())
-    }
-    fn write_files(&self, disk: &Disk, files: &Files) {
-        let (node, path) = Self::parse_handle(&disk.handle);
-        assert_eq!(Some(node.as_str()), disk.node.as_deref());
-        for (rel, data) in files {
-            let p = path.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, data).unwrap();
-        }
-    }
-    fn read_files(&self, disk: &Disk) -> Files {
-        let (_, path) = Self::parse_handle(&disk.handle);
-        let mut out = BTreeMap::new();
-        read_tree(&path, "", &mut out);
-        out
     }
 }
 
@@ -337,7 +48,7 @@ fn scope() -> DiskScope {
 async fn k3s_contract_two_nodes() {
     let fx = K3sFixture::new();
     let driver = fx.driver();
-    contract_suite(&driver, &scope(), &fx).await;
+    contract_suite(&driver, &scope(), &fx.disks).await;
 }
 
 #[tokio::test]
@@ -351,7 +62,7 @@ async fn k3s_contract_through_registry() {
     let settings = BTreeMap::from([("K3S_NODE_ROOTS".to_string(), roots.join(","))]);
     let driver: Box<dyn Driver> = driver_for("k3s", &settings).unwrap();
     assert_eq!(driver.id(), "k3s");
-    contract_suite(driver.as_ref(), &scope(), &fx).await;
+    contract_suite(driver.as_ref(), &scope(), &fx.disks).await;
 }
 
 #[tokio::test]
@@ -481,7 +192,8 @@ async fn checksum_mismatch_is_not_listed_and_is_reported() {
         .await
         .unwrap();
     driver.assign_disk(&sc, "data", "d1").await.unwrap();
-    fx.write_files(&d, &BTreeMap::from([("f".to_string(), b"abc".to_vec())]));
+    fx.disks
+        .write_files(&d, &BTreeMap::from([("f".to_string(), b"abc".to_vec())]));
     let s = driver
         .create_snapshot(&sc, "data", "s1", None)
         .await
@@ -558,7 +270,7 @@ async fn restore_keeps_modes_and_symlinks() {
         .await
         .unwrap();
     driver.assign_disk(&sc, "data", "d1").await.unwrap();
-    let (_, dir) = K3sFixture::parse_handle(&d.handle);
+    let (_, dir) = k3s_handle(&d.handle);
     std::fs::create_dir(dir.join("pgdata")).unwrap();
     std::fs::write(dir.join("pgdata/secret"), b"s").unwrap();
     std::fs::set_permissions(
@@ -584,7 +296,7 @@ async fn restore_keeps_modes_and_symlinks() {
         )
         .await
         .unwrap();
-    let (_, rdir) = K3sFixture::parse_handle(&r.handle);
+    let (_, rdir) = k3s_handle(&r.handle);
     let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&rdir.join("pgdata")), 0o700);
     assert_eq!(mode(&rdir.join("pgdata/secret")), 0o600);

@@ -68,7 +68,7 @@ pub fn run(g: &GlobalArgs, args: &AppArgs) -> anyhow::Result<i32> {
                 timeout: std::time::Duration::from_secs(*timeout),
                 ..Default::default()
             };
-            super::apply::execute(&sel, None, true, &opts)
+            super::apply::execute(&sel, None, true, &opts, &Default::default())
         }
         AppCommand::Destroy {
             delete_namespace,

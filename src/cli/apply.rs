@@ -27,6 +27,79 @@ pub struct ApplyArgs {
     /// Do not wait for Deployments to become Available.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// The writer Lease the CLI shares with the controller (DECISIONS 16).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LeaseArgs {
+    /// Namespace of the controller's writer Lease.
+    #[arg(long, env = "KOMPOX_LEASE_NAMESPACE", default_value = "kompox-system")]
+    pub lease_namespace: String,
+    #[arg(long, env = "KOMPOX_LEASE_NAME", default_value = "kompox")]
+    pub lease_name: String,
+    /// Apply even while a controller holds the writer Lease.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl Default for LeaseArgs {
+    fn default() -> Self {
+        LeaseArgs {
+            lease_namespace: std::env::var("KOMPOX_LEASE_NAMESPACE")
+                .unwrap_or_else(|_| "kompox-system".into()),
+            lease_name: "kompox".into(),
+            force: false,
+        }
+    }
+}
+
+/// A Lease held for the duration of an apply; released on drop of the
+/// runtime work (`release`).
+struct HeldLease {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Takes the writer Lease of a cluster for this apply: refused while a
+/// controller (or another apply) holds it, unless `--force`. No Lease
+/// namespace means no controller runs there: nothing to take.
+fn take_lease(
+    rt: &tokio::runtime::Runtime,
+    run: &mut ClusterRun,
+    lease: &LeaseArgs,
+) -> anyhow::Result<Option<HeldLease>> {
+    use kompox::lease::{Elector, LeaseConfig};
+    let client = run.conn.client.clone();
+    let ns_api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    if !matches!(
+        rt.block_on(ns_api.get_opt(&lease.lease_namespace)),
+        Ok(Some(_))
+    ) {
+        return Ok(None);
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let identity = format!("kompoxops-cli@{host}:{}", std::process::id());
+    let mut elector = Elector::new(
+        client,
+        LeaseConfig::new(&lease.lease_namespace, &lease.lease_name, &identity),
+    );
+    rt.block_on(elector.acquire_once(lease.force))
+        .with_context(|| format!("cluster `{}`", run.conn.cluster))?;
+    run.conn.writer = elector.guard();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = rt.spawn(elector.run(rx, |_| {}));
+    Ok(Some(HeldLease { stop, task }))
+}
+
+fn release(rt: &tokio::runtime::Runtime, held: Vec<HeldLease>) {
+    for h in held {
+        let _ = h.stop.send(true);
+        let _ = rt.block_on(h.task);
+    }
 }
 
 pub fn run(g: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<i32> {
@@ -39,7 +112,13 @@ pub fn run(g: &GlobalArgs, args: &ApplyArgs) -> anyhow::Result<i32> {
         timeout: std::time::Duration::from_secs(args.timeout),
         ..ApplyOptions::default()
     };
-    execute(&sel, args.plan.as_deref(), args.auto_approve, &opts)
+    execute(
+        &sel,
+        args.plan.as_deref(),
+        args.auto_approve,
+        &opts,
+        &args.lease,
+    )
 }
 
 /// Plans, checks, confirms and applies; shared with `app deploy`.
@@ -48,9 +127,10 @@ pub fn execute(
     saved: Option<&str>,
     auto_approve: bool,
     opts: &ApplyOptions,
+    lease: &LeaseArgs,
 ) -> anyhow::Result<i32> {
     let rt = super::runtime()?;
-    let runs = clusters::observe(&rt, &sel.project, &sel.loaded.root, &sel.ids)?;
+    let mut runs = clusters::observe(&rt, &sel.project, &sel.loaded.root, &sel.ids)?;
     let (plan, failed) = plan_clusters(sel, &runs, Some(&rt));
     let names = runs
         .iter()
@@ -76,11 +156,23 @@ pub fn execute(
         eprintln!("Apply cancelled.");
         return Ok(EXIT_ERROR);
     }
+    let mut held = Vec::new();
+    for run in &mut runs {
+        match take_lease(&rt, run, lease) {
+            Ok(Some(h)) => held.push(h),
+            Ok(None) => {}
+            Err(e) => {
+                release(&rt, held);
+                return Err(e);
+            }
+        }
+    }
     let mut total = ApplyReport::default();
     let mut errors = 0;
     for run in &runs {
         apply_cluster(sel, run, &plan, opts, &rt, &mut total, &mut errors);
     }
+    release(&rt, held);
     eprintln!(
         "Apply complete: {} applied, {} pruned, {} write requests{}.",
         total.applied,
@@ -168,18 +260,20 @@ fn apply_cluster(
             // its PV/PVC names are real, and plan it once more.
             let replanned;
             let (d, p) = if d.objects.iter().any(|o| o.pending) {
-                match disk_phase(sel, run, d, &mut on_event, rt) {
-                    Ok(Some(again)) => {
+                let phase = rt.block_on(kompox::pipeline::disk_phase(
+                    &sel.project,
+                    &sel.loaded.tree,
+                    &run.observed,
+                    d,
+                    &mut on_event,
+                ));
+                match phase {
+                    Ok(Some((again, ap))) => {
                         replanned = again;
-                        let (ok, ap) = &replanned;
-                        let mut ap = ap.clone();
-                        ap.changes.extend(
-                            p.changes
-                                .iter()
-                                .filter(|c| c.action == kompox::plan::Action::Prune)
-                                .cloned(),
-                        );
-                        (ok, std::borrow::Cow::Owned(ap))
+                        (
+                            &replanned,
+                            std::borrow::Cow::Owned(kompox::pipeline::with_prunes(&ap, p)),
+                        )
                     }
                     Ok(None) => (d, std::borrow::Cow::Borrowed(p)),
                     Err(e) => {
@@ -256,45 +350,4 @@ fn confirm() -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == "yes")
-}
-
-/// Creates and assigns the missing disks of an App through its Provider's
-/// driver, then converts and plans the App again with them bound.
-fn disk_phase(
-    sel: &Selected,
-    run: &ClusterRun,
-    d: &kompox::convert::AppDesired,
-    on_event: &mut (dyn FnMut(apply::Event) + Send),
-    rt: &tokio::runtime::Runtime,
-) -> Result<Option<(kompox::convert::AppDesired, kompox::plan::AppPlan)>, apply::ApplyError> {
-    let Some(app) = sel.project.kom.app(&d.app_id) else {
-        return Ok(None);
-    };
-    let Some(ctx) = desired::context(&sel.project.kom, app) else {
-        return Ok(None);
-    };
-    let volume = d
-        .disks
-        .first()
-        .map(|i| i.volume.clone())
-        .unwrap_or_default();
-    let driver = kompox::provider::driver::driver_for(&ctx.provider.driver, &ctx.provider.settings)
-        .map_err(|source| apply::ApplyError::Driver { volume, source })?;
-    let scope = kompox::provider::driver::DiskScope::from_hashes(&d.hashes, &app.meta.name);
-    let nodes = kompox::plan::scheduling::fitting_nodes(d, &run.observed.nodes);
-    let bound = rt.block_on(apply::ensure_disks(
-        driver.as_ref(),
-        &scope,
-        d,
-        &nodes,
-        on_event,
-    ))?;
-    let outcome = desired::build_app(&sel.project.kom, &sel.loaded.tree, app, &bound);
-    let Ok(again) = outcome.result.clone() else {
-        return Ok(None);
-    };
-    let mut planner =
-        kompox::plan::Planner::new(&run.observed.live, kompox::plan::PlanOptions::default());
-    let plan = planner.add(&outcome).clone();
-    Ok(Some((again, plan)))
 }

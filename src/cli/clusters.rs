@@ -79,7 +79,11 @@ pub fn observe(
         let mut observed = rt
             .block_on(cluster::observe(&conn))
             .with_context(|| format!("cannot observe cluster `{name}`"))?;
-        observe_disks(rt, project, &apps, &mut observed)?;
+        rt.block_on(kompox::pipeline::observe_disks(
+            project,
+            &apps,
+            &mut observed.live,
+        ))?;
         runs.push(ClusterRun {
             cluster_id,
             conn,
@@ -88,54 +92,4 @@ pub fn observe(
         });
     }
     Ok(runs)
-}
-
-/// Adds the disks and snapshots of the Apps (from their Provider's driver)
-/// to the observed state. A driver that is not available yet leaves the
-/// disks unknown: the plan then shows them to create, and apply says why
-/// it cannot.
-fn observe_disks(
-    rt: &tokio::runtime::Runtime,
-    project: &Project,
-    apps: &[ResourceId],
-    observed: &mut Observed,
-) -> anyhow::Result<()> {
-    for id in apps {
-        let Some(app) = project.kom.app(id) else {
-            continue;
-        };
-        if app.volumes.is_empty() {
-            continue;
-        }
-        let Some(ctx) = kompox::desired::context(&project.kom, app) else {
-            continue;
-        };
-        let driver = match kompox::provider::driver::driver_for(
-            &ctx.provider.driver,
-            &ctx.provider.settings,
-        ) {
-            Ok(d) => d,
-            Err(kompox::provider::driver::DriverError::NotSupported(_)) => continue,
-            Err(e) => {
-                return Err(anyhow::anyhow!(
-                    "provider `{}`: {e}",
-                    ctx.provider.meta.name
-                ));
-            }
-        };
-        let names = kompox::convert::Names::new(&ctx);
-        let scope = kompox::provider::driver::DiskScope::from_hashes(&names.hashes, &app.meta.name);
-        let (disks, snapshots) = rt
-            .block_on(driver.observe(&scope))
-            .map_err(|e| anyhow::anyhow!("disks of {id}: {e}"))?;
-        observed
-            .live
-            .disks
-            .extend(disks.iter().map(|d| d.to_live()));
-        observed
-            .live
-            .snapshots
-            .extend(snapshots.iter().map(|s| s.to_live()));
-    }
-    Ok(())
 }

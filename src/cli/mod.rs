@@ -12,6 +12,7 @@ mod init;
 mod output;
 mod plan;
 mod project;
+mod reconcile;
 mod render;
 mod volumes;
 
@@ -95,6 +96,9 @@ pub enum Command {
     Disk(volumes::DiskArgs),
     /// The snapshots of an App volume: list, create, delete.
     Snapshot(volumes::SnapshotArgs),
+    /// The GitOps controller: follow a branch and keep the cluster and the
+    /// disks in line with it (`--once` for one pass); `reconcile status`.
+    Reconcile(Box<reconcile::ReconcileArgs>),
     /// Print the version.
     Version,
 }
@@ -111,7 +115,15 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    init_logging(&cli.global);
+    let mut global = cli.global.clone();
+    if matches!(cli.command, Command::Reconcile(_))
+        && std::env::var_os("KOMPOX_LOG_LEVEL").is_none()
+        && global.log_level == LogLevel::Warn
+    {
+        // A controller's log is its record of what it did.
+        global.log_level = LogLevel::Info;
+    }
+    init_logging(&global);
     let result = match &cli.command {
         Command::App(a) => app::run(&cli.global, a),
         Command::Init(i) => init::run(&cli.global, i),
@@ -119,6 +131,7 @@ pub fn main() -> i32 {
         Command::Apply(a) => apply::run(&cli.global, a),
         Command::Disk(d) => volumes::run_disk(&cli.global, d),
         Command::Snapshot(s) => volumes::run_snapshot(&cli.global, s),
+        Command::Reconcile(r) => reconcile::run(&cli.global, r),
         Command::Version => {
             output::stdout(&format!("kompoxops {}\n", env!("CARGO_PKG_VERSION")));
             Ok(0)

@@ -1,6 +1,5 @@
 //! `kompoxops plan`: what would change in the cluster and the disks.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
@@ -8,13 +7,11 @@ use anyhow::{Context, bail};
 use super::clusters::{self, ClusterRun};
 use super::project::Loaded;
 use super::{EXIT_ERROR, GlobalArgs, output, project, render};
-use kompox::convert::BoundDisk;
-use kompox::desired::{self, AssignedDisks};
-use kompox::hash::AppHashes;
+use kompox::desired;
 use kompox::kom::Project;
 use kompox::live::Live;
 use kompox::model::ResourceId;
-use kompox::plan::{Plan, PlanOptions, Planner};
+use kompox::plan::{Plan, Planner};
 use kompox::report::{self, Header, LiveDescription};
 
 #[derive(Debug, clap::Args)]
@@ -230,57 +227,5 @@ fn plan_one(
     (planner.finish(), failed)
 }
 
-/// Plan options from the workspace policy. Removed apps are only detected
-/// when every App of the project is planned.
-fn plan_options(project: &Project, all_apps: bool) -> PlanOptions {
-    let ws = &project.kom.workspaces;
-    PlanOptions {
-        workspaces: if all_apps {
-            ws.iter().map(|w| w.meta.name.clone()).collect()
-        } else {
-            Vec::new()
-        },
-        max_prune_share: ws
-            .iter()
-            .map(|w| w.policy.max_prune_share)
-            .fold(PlanOptions::default().max_prune_share, f64::min),
-        allow_app_removal: !ws.is_empty() && ws.iter().all(|w| w.policy.allow_app_removal),
-    }
-}
-
-/// The assigned disk of each app volume, from the live disks (keyed by the
-/// cluster-independent app id hash).
-pub fn assigned_disks(project: &Project, live: &Live) -> AssignedDisks {
-    let mut out = AssignedDisks::new();
-    for app in &project.kom.apps {
-        let Some(ctx) = desired::context(&project.kom, app) else {
-            continue;
-        };
-        let h = AppHashes::new(
-            &ctx.workspace.meta.name,
-            &ctx.provider.meta.name,
-            &ctx.cluster.meta.name,
-            &app.meta.name,
-        );
-        let vols: BTreeMap<String, BoundDisk> = live
-            .disks
-            .iter()
-            .filter(|d| d.assigned && d.app_id_hash == h.app_id)
-            .map(|d| {
-                (
-                    d.volume.clone(),
-                    BoundDisk {
-                        name: d.name.clone(),
-                        handle: d.handle.clone(),
-                        size_bytes: d.size,
-                        zone: d.zone.clone(),
-                    },
-                )
-            })
-            .collect();
-        if !vols.is_empty() {
-            out.insert(app.meta.id.clone(), vols);
-        }
-    }
-    out
-}
+pub use kompox::pipeline::assigned_disks;
+use kompox::pipeline::plan_options;

@@ -4,18 +4,28 @@
 //!
 //! `list` and `create` print pretty JSON on stdout; every other message
 //! goes to stderr. Any error exits 1 with the driver's message.
+//!
+//! Long copies (snapshot, restore) show a progress bar on a terminal
+//! (stderr) and nothing extra elsewhere, so logs and scripts see the same
+//! lines as before.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 
 use super::{GlobalArgs, output};
-use kompox::convert::disk_name_for;
+use kompox::apply::StopEvent;
+use kompox::cluster::{self, Connection};
+use kompox::convert::{Names, disk_name_for};
 use kompox::desired;
-use kompox::hash::AppHashes;
-use kompox::model::{App, AppVolume};
+use kompox::model::{App, AppVolume, Cluster};
 use kompox::provider::driver::{
-    self, CreateDisk, Disk, DiskScope, Driver, DriverError, Placement, Snapshot, Source, SourceKind,
+    self, CreateDisk, Disk, DiskScope, Driver, DriverError, Placement, Progress, Snapshot,
+    SnapshotConsistency, Source, SourceKind,
 };
 
 #[derive(Debug, clap::Args)]
@@ -97,6 +107,14 @@ pub enum SnapshotCommand {
         /// `disk:<name>` or a bare disk name.
         #[arg(short = 'S', long = "source", value_name = "SRC")]
         source: Option<String>,
+        /// Stop the App during the snapshot (scale its Deployment to 0 and
+        /// wait for its pods to go), then start it again, also when the
+        /// snapshot fails. Needs the App's cluster.
+        #[arg(long)]
+        consistent: bool,
+        /// Seconds to wait for the App's pods to stop (with --consistent).
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
     },
     /// Delete a snapshot.
     #[command(disable_version_flag = true)]
@@ -109,6 +127,75 @@ struct Target {
     driver: Box<dyn Driver>,
     scope: DiskScope,
     rt: tokio::runtime::Runtime,
+    /// The App's Cluster and the project root (for `--consistent`).
+    cluster: Cluster,
+    root: PathBuf,
+    names: Names,
+    /// The progress bars on a terminal; `None` elsewhere.
+    bars: Option<Arc<Bars>>,
+}
+
+/// One progress bar per copy, on a terminal only (CONVENTIONS: bars only on
+/// a TTY). Fed by the driver's progress reports.
+#[derive(Default)]
+struct Bars {
+    current: Mutex<Option<(String, indicatif::ProgressBar, Instant, u64)>>,
+}
+
+impl Bars {
+    fn report(&self, p: &Progress) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.as_ref().is_none_or(|(what, ..)| *what != p.what) {
+            if let Some((what, bar, start, done)) = cur.take() {
+                Self::done(&what, &bar, start, done);
+            }
+            let bar = match p.total_bytes {
+                Some(total) => {
+                    let b = indicatif::ProgressBar::new(total);
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{msg} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes}  {eta} left",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    b
+                }
+                None => {
+                    let b = indicatif::ProgressBar::new_spinner();
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{msg} {spinner} {binary_bytes}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    b
+                }
+            };
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_message(p.what.clone());
+            *cur = Some((p.what.clone(), bar, Instant::now(), 0));
+        }
+        if let Some((_, bar, _, done)) = cur.as_mut() {
+            bar.set_position(p.done_bytes);
+            *done = p.done_bytes;
+        }
+    }
+
+    /// Clears the bar and leaves one summary line.
+    fn finish(&self) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((what, bar, start, done)) = cur.take() {
+            Self::done(&what, &bar, start, done);
+        }
+    }
+
+    fn done(what: &str, bar: &indicatif::ProgressBar, start: Instant, bytes: u64) {
+        bar.finish_and_clear();
+        eprintln!(
+            "{what}: {} copied in {:.1}s",
+            indicatif::BinaryBytes(bytes),
+            start.elapsed().as_secs_f64()
+        );
+    }
 }
 
 impl Target {
@@ -155,6 +242,74 @@ impl Target {
             .collect();
         snaps.sort_by(|a, b| (&b.created_at, &a.name).cmp(&(&a.created_at, &b.name)));
         Ok(snaps)
+    }
+
+    /// Runs a driver call, then closes its progress bar (if any).
+    fn run<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let r = self.rt.block_on(f);
+        if let Some(b) = &self.bars {
+            b.finish();
+        }
+        r
+    }
+
+    /// Connects to the App's Cluster (DECISIONS 15): the Cluster's
+    /// `spec.kubeconfig` (relative to the project root) when set, else the
+    /// driver's credentials for the Cluster, else `KUBECONFIG`, else
+    /// `~/.kube/config`.
+    fn connect(&self) -> anyhow::Result<Connection> {
+        let name = self.cluster.meta.name.clone();
+        let context = self
+            .cluster
+            .kubeconfig
+            .as_ref()
+            .and_then(|k| k.context.clone());
+        let path = if let Some(p) = self
+            .cluster
+            .kubeconfig
+            .as_ref()
+            .and_then(|k| k.path.clone())
+        {
+            self.root.join(p)
+        } else {
+            match self
+                .rt
+                .block_on(self.driver.cluster_kubeconfig(&self.cluster))
+            {
+                Ok(yaml) => {
+                    let what = format!("kubeconfig from the `{}` driver", self.driver.id());
+                    return Ok(self.rt.block_on(cluster::connect_yaml(
+                        &name,
+                        &what,
+                        &yaml,
+                        context.as_deref(),
+                    ))?);
+                }
+                Err(DriverError::NotSupported(_)) => {}
+                Err(e) => return Err(derr(&format!("cluster `{name}` credentials"), e)),
+            }
+            let env = std::env::var("KUBECONFIG").ok();
+            match env
+                .as_deref()
+                .and_then(|v| v.split(':').find(|s| !s.is_empty()))
+            {
+                Some(first) => PathBuf::from(first),
+                None => {
+                    let home = std::env::var("HOME").map(PathBuf::from);
+                    match home.map(|h| h.join(".kube/config")) {
+                        Ok(p) if p.exists() => p,
+                        _ => {
+                            return Err(cluster::ConnectError::NoKubeconfig { cluster: name }.into());
+                        }
+                    }
+                }
+            }
+        };
+        Ok(self.rt.block_on(cluster::connect(
+            &name,
+            &path.to_string_lossy(),
+            context.as_deref(),
+        ))?)
     }
 
     fn placement(&self, zone: Option<&str>) -> Placement {
@@ -211,19 +366,25 @@ fn target(g: &GlobalArgs) -> anyhow::Result<Result<Target, i32>> {
         .ok_or_else(|| anyhow!("App `{id}` is not loaded"))?;
     let ctx = desired::context(kom, app)
         .ok_or_else(|| anyhow!("the Cluster, Provider or Workspace of App `{id}` is not loaded"))?;
-    let hashes = AppHashes::new(
-        &ctx.workspace.meta.name,
-        &ctx.provider.meta.name,
-        &ctx.cluster.meta.name,
-        &app.meta.name,
-    );
-    let driver = driver::driver_for(&ctx.provider.driver, &ctx.provider.settings)
+    let names = Names::new(&ctx);
+    let mut driver = driver::driver_for(&ctx.provider.driver, &ctx.provider.settings)
         .map_err(|e| derr(&format!("provider `{}`", ctx.provider.meta.name), e))?;
+    let bars = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(Bars::default()));
+    if let Some(b) = &bars {
+        let b = b.clone();
+        driver.set_progress(Some(Arc::new(move |p: &Progress| b.report(p))));
+    }
     Ok(Ok(Target {
         app: app.clone(),
         driver,
-        scope: DiskScope::from_hashes(&hashes, &app.meta.name),
+        scope: DiskScope::from_hashes(&names.hashes, &app.meta.name),
         rt: super::runtime()?,
+        cluster: ctx.cluster.clone(),
+        root: sel.loaded.root.clone(),
+        names,
+        bars,
     }))
 }
 
@@ -286,9 +447,9 @@ pub fn run_disk(g: &GlobalArgs, args: &DiskArgs) -> anyhow::Result<i32> {
                 source,
                 options: parse_options(options.as_deref())?,
             };
-            let disk =
-                t.rt.block_on(t.driver.create_disk(&t.scope, &vol.name, req))
-                    .map_err(|e| derr(&format!("disk create `{name}`"), e))?;
+            let disk = t
+                .run(t.driver.create_disk(&t.scope, &vol.name, req))
+                .map_err(|e| derr(&format!("disk create `{name}`"), e))?;
             eprintln!("created disk `{}` of volume `{}`", disk.name, vol.name);
             print_json(&disk)?;
         }
@@ -404,7 +565,7 @@ fn bootstrap(
                     options.clone()
                 },
             };
-            t.rt.block_on(t.driver.create_disk(&t.scope, &vol.name, req))
+            t.run(t.driver.create_disk(&t.scope, &vol.name, req))
                 .map_err(|e| derr(&format!("disk create `{name}`"), e))?;
         }
         t.rt.block_on(t.driver.assign_disk(&t.scope, &vol.name, &name))
@@ -429,7 +590,11 @@ pub fn run_snapshot(g: &GlobalArgs, args: &SnapshotArgs) -> anyhow::Result<i32> 
     let vol = t.volume(args.vol_name.as_deref())?;
     match &args.command {
         SnapshotCommand::List => print_json(&t.snapshots(&vol.name)?)?,
-        SnapshotCommand::Create { source } => {
+        SnapshotCommand::Create {
+            source,
+            consistent,
+            timeout,
+        } => {
             let source = source
                 .as_deref()
                 .map(|s| Source::parse(s, SourceKind::Disk))
@@ -439,9 +604,24 @@ pub fn run_snapshot(g: &GlobalArgs, args: &SnapshotArgs) -> anyhow::Result<i32> 
                 Some(n) => n.to_string(),
                 None => default_snapshot_name(&t, &vol.name, source.as_ref())?,
             };
-            let snap =
-                t.rt.block_on(t.driver.create_snapshot(&t.scope, &vol.name, &name, source))
-                    .map_err(|e| derr(&format!("snapshot create `{name}`"), e))?;
+            if *consistent {
+                return consistent_snapshot(
+                    &t,
+                    &vol.name,
+                    &name,
+                    source,
+                    Duration::from_secs(*timeout),
+                );
+            }
+            if t.driver.snapshot_consistency() == SnapshotConsistency::FileLevel {
+                eprintln!(
+                    "warning: the `{}` driver copies files one by one: while the App writes, the snapshot is consistent per file only (a database may not start from it); pass --consistent to stop the App during the snapshot",
+                    t.driver.id()
+                );
+            }
+            let snap = t
+                .run(t.driver.create_snapshot(&t.scope, &vol.name, &name, source))
+                .map_err(|e| derr(&format!("snapshot create `{name}`"), e))?;
             eprintln!("created snapshot `{}` of volume `{}`", snap.name, vol.name);
             print_json(&snap)?;
         }
@@ -485,5 +665,92 @@ fn default_snapshot_name(
             return Ok(name);
         }
         n += 1;
+    }
+}
+
+/// `snapshot create --consistent`: the App's Deployment is scaled to zero
+/// and its pods are gone before the copy starts, and its replica count is
+/// put back afterwards, also when the snapshot fails.
+fn consistent_snapshot(
+    t: &Target,
+    volume: &str,
+    name: &str,
+    source: Option<Source>,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
+    let conn = t.connect()?;
+    let (ns, deployment) = (&t.names.namespace, &t.names.workload);
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = Duration::ZERO;
+    let mut on_event = |e: StopEvent| match e {
+        StopEvent::Scaled { what, from, to } if to == 0 => {
+            eprintln!("stopping {what} for a consistent snapshot (replicas {from} -> 0)")
+        }
+        StopEvent::Scaled { what, to, .. } => {
+            eprintln!("started {what} again (replicas 0 -> {to})")
+        }
+        StopEvent::Waiting {
+            what,
+            elapsed,
+            pods,
+        } => {
+            if !tty && elapsed >= last_line + Duration::from_secs(5) {
+                last_line = elapsed;
+                eprintln!(
+                    "  waiting for {pods} pod(s) of {what} to stop ({}s)",
+                    elapsed.as_secs()
+                );
+            }
+        }
+        StopEvent::Stopped { what, elapsed } => eprintln!(
+            "all pods of {what} are gone ({:.1}s); taking the snapshot",
+            elapsed.as_secs_f64()
+        ),
+        StopEvent::Absent { what } => {
+            eprintln!("{what} does not exist: nothing runs, nothing to stop")
+        }
+    };
+    let run =
+        t.rt.block_on(kompox::apply::with_deployment_stopped(
+            &conn,
+            ns,
+            deployment,
+            timeout,
+            &mut on_event,
+            || async {
+                let r = t
+                    .driver
+                    .create_snapshot(&t.scope, volume, name, source)
+                    .await;
+                if let Some(b) = &t.bars {
+                    b.finish();
+                }
+                r
+            },
+        ))
+        .map_err(|e| {
+            anyhow!("snapshot create `{name}` --consistent: {e}; no snapshot was taken")
+        })?;
+    match (run.result, run.restored) {
+        (Ok(snap), Ok(())) => {
+            eprintln!("created snapshot `{}` of volume `{volume}`", snap.name);
+            print_json(&snap)?;
+            Ok(0)
+        }
+        (Ok(snap), Err(e)) => {
+            eprintln!("created snapshot `{}` of volume `{volume}`", snap.name);
+            print_json(&snap)?;
+            bail!(
+                "the App is still stopped: putting the replica count of Deployment {ns}/{deployment} back failed: {e}; run `kompoxops apply` to start it"
+            )
+        }
+        (Err(e), Ok(())) => bail!(
+            "{}; no snapshot was taken, the App was started again",
+            derr(&format!("snapshot create `{name}`"), e)
+        ),
+        (Err(e), Err(r)) => bail!(
+            "{}; no snapshot was taken, and the App is still stopped: {r}; run `kompoxops apply` to start it",
+            derr(&format!("snapshot create `{name}`"), e)
+        ),
     }
 }

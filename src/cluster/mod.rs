@@ -9,10 +9,12 @@
 
 mod kinds;
 mod observe;
+mod scale;
 mod write;
 
 pub use kinds::{KINDS, KindInfo, kind_info};
 pub use observe::{Observed, observe};
+pub use scale::{connect_yaml, deployment_pods, deployment_replicas, scale_deployment};
 pub use write::{
     ApplyOutcome, WriteError, apply_object, delete_object, deployment_status, dry_run_apply,
 };
@@ -39,6 +41,10 @@ pub enum ConnectError {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error(
+        "no credentials for cluster `{cluster}`: not in a pod and no kubeconfig ({message}); set spec.kubeconfig.path in the Cluster or KUBECONFIG"
+    )]
+    Infer { cluster: String, message: String },
     #[error("cannot create a client for cluster `{cluster}`: {source}")]
     Client {
         cluster: String,
@@ -60,6 +66,33 @@ pub struct Connection {
     pub client: kube::Client,
     pub cluster: String,
     pub url: String,
+    /// Checked before every write: only the Lease holder writes.
+    pub writer: crate::lease::WriteGuard,
+}
+
+impl Connection {
+    /// Refuses a write when this process is not certainly the one writer.
+    pub fn check_writer(&self, what: &str) -> Result<(), WriteError> {
+        if self.writer.may_write() {
+            Ok(())
+        } else {
+            Err(WriteError::NotLeader(what.to_string()))
+        }
+    }
+}
+
+/// Connects with what the environment provides: the in-cluster
+/// ServiceAccount when running in a pod, else `KUBECONFIG` or
+/// `~/.kube/config` (DECISIONS 15: the controller uses its
+/// ServiceAccount in the cluster it runs in).
+pub async fn connect_inferred(cluster: &str) -> Result<Connection, ConnectError> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| ConnectError::Infer {
+            cluster: cluster.to_string(),
+            message: e.to_string(),
+        })?;
+    finish_connect(cluster, config).await
 }
 
 /// Connects with a kubeconfig file (and optional context) and checks that
@@ -84,6 +117,10 @@ pub async fn connect(
             cluster: cluster.to_string(),
             source,
         })?;
+    finish_connect(cluster, config).await
+}
+
+async fn finish_connect(cluster: &str, config: kube::Config) -> Result<Connection, ConnectError> {
     let url = config.cluster_url.to_string();
     let client = kube::Client::try_from(config).map_err(|source| ConnectError::Client {
         cluster: cluster.to_string(),
@@ -101,5 +138,6 @@ pub async fn connect(
         client,
         cluster: cluster.to_string(),
         url,
+        writer: crate::lease::WriteGuard::always(),
     })
 }

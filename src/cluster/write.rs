@@ -24,6 +24,10 @@ pub enum WriteError {
     Transport { what: String, message: String },
     #[error("{0} is not a kind Kompox writes")]
     UnknownKind(String),
+    /// This process is not (or no longer certainly) the one writer
+    /// (DECISIONS 16): the write was not sent.
+    #[error("{0}: not sent, this process does not hold the writer Lease")]
+    NotLeader(String),
 }
 
 impl WriteError {
@@ -52,7 +56,7 @@ impl WriteError {
         match self {
             WriteError::Api { code, .. } => *code == 429 || *code >= 500,
             WriteError::Transport { .. } => true,
-            WriteError::UnknownKind(_) => false,
+            WriteError::UnknownKind(_) | WriteError::NotLeader(_) => false,
         }
     }
 }
@@ -102,6 +106,9 @@ async fn ssa(conn: &Connection, body: &Json, dry_run: bool) -> Result<ApplyOutco
         params = params.dry_run();
     }
     let what = format!("apply {}", describe(body));
+    if !dry_run {
+        conn.check_writer(&what)?;
+    }
     let obj = api
         .patch(&name, &params, &Patch::Apply(body))
         .await
@@ -136,6 +143,7 @@ pub async fn delete_object(
         body["metadata"]["namespace"] = Json::String(ns.to_string());
     }
     let (api, _) = api_for(conn, &body)?;
+    conn.check_writer(&format!("delete {}", describe(&body)))?;
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),

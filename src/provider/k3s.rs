@@ -45,10 +45,12 @@ use sha2::{Digest, Sha256};
 
 use super::VolumeClass;
 use super::driver::{
-    BoxFuture, CreateDisk, Disk, DiskScope, Driver, DriverError, Placement, Snapshot, Source,
-    validate_disk_name, validate_snapshot_name, validate_volume_name,
+    BoxFuture, ClusterStatus, CreateDisk, Disk, DiskScope, DnsRecordSet, Driver, DriverError,
+    NODE_POOL_LABEL, NODE_ZONE_LABEL, NodeInfo, NodePool, NodePoolUpdate, Operation, Placement,
+    Progress, ProgressFn, Snapshot, SnapshotConsistency, Source, validate_disk_name,
+    validate_snapshot_name, validate_volume_name,
 };
-use crate::model::AppVolume;
+use crate::model::{AppVolume, Cluster};
 
 /// Default root of the Kompox data on a K3s node.
 pub const DEFAULT_ROOT: &str = "/var/lib/kompox";
@@ -440,26 +442,75 @@ struct FoundSnapshot {
 /// The K3s driver.
 pub struct K3sDriver {
     host: Box<dyn HostAccess>,
+    /// Receives the bytes copied by snapshots and restores.
+    progress: Option<ProgressFn>,
 }
+
+/// The Cluster setting naming the kubeconfig file of a K3s cluster on the
+/// machine running kompoxops (K3s writes it to `/etc/rancher/k3s/k3s.yaml`).
+pub const KUBECONFIG_SETTING: &str = "K3S_KUBECONFIG";
 
 impl K3sDriver {
     pub fn new(host: impl HostAccess + 'static) -> Self {
         K3sDriver {
             host: Box::new(host),
+            progress: None,
         }
     }
 
-    /// From provider settings: `K3S_NODE_ROOTS` (`node=/path,…`) or
-    /// `K3S_NODE` + `K3S_ROOT` (default [`DEFAULT_ROOT`]);
-    /// `K3S_HOST_ACCESS` = `local` (default).
+    /// Copies a tree like [`copy_tree`], reporting the bytes copied as
+    /// `what` (of `total` bytes, when known) to the progress receiver.
+    /// Errors name `to_node`, so a full disk or a refused owner says where.
+    fn copy_reporting(
+        &self,
+        what: &str,
+        total: Option<u64>,
+        (from_node, from): (&str, &Path),
+        (to_node, to): (&str, &Path),
+    ) -> Result<TreeSum, DriverError> {
+        let report = |done: u64| {
+            if let Some(p) = &self.progress {
+                p(&Progress {
+                    what: what.to_string(),
+                    done_bytes: done,
+                    total_bytes: total,
+                });
+            }
+        };
+        report(0);
+        let mut on_bytes = |done: u64| report(done);
+        copy_tree_reporting(
+            self.host.as_ref(),
+            from_node,
+            from,
+            to_node,
+            to,
+            &mut on_bytes,
+        )
+        .map_err(|e| e.context(&format!("{what} onto node `{to_node}`")))
+    }
+
+    /// From provider settings.
+    ///
+    /// `K3S_HOST_ACCESS` = `local` (default): `K3S_NODE_ROOTS`
+    /// (`node=/path,…`) or `K3S_NODE` + `K3S_ROOT` (default
+    /// [`DEFAULT_ROOT`]), each node a directory of this machine.
+    ///
+    /// `K3S_HOST_ACCESS` = `ssh` ([`super::host_ssh::SshHost`]): `K3S_SSH_HOSTS`
+    /// (`node=user@host:port,…`, which also names the nodes),
+    /// `K3S_SSH_KEY` and `K3S_SSH_KNOWN_HOSTS` (absolute paths, required:
+    /// there is no implicit trust of `~/.ssh`), the root on every node
+    /// `K3S_ROOT` (default [`DEFAULT_ROOT`]) unless `K3S_NODE_ROOTS` gives
+    /// a node its own, optional `K3S_SSH_CONNECT_TIMEOUT` (seconds, 1..600,
+    /// default 10).
     pub fn from_settings(settings: &BTreeMap<String, String>) -> Result<Self, DriverError> {
         let access = settings
             .get("K3S_HOST_ACCESS")
             .map(String::as_str)
             .unwrap_or("local");
-        if access != "local" {
+        if access != "local" && access != "ssh" {
             return Err(DriverError::NotSupported(format!(
-                "K3S_HOST_ACCESS `{access}`: only `local` is implemented"
+                "K3S_HOST_ACCESS `{access}`: expected `local` or `ssh`"
             )));
         }
         let mut roots = BTreeMap::new();
@@ -472,12 +523,65 @@ impl K3sDriver {
                 })?;
                 roots.insert(node.to_string(), PathBuf::from(path));
             }
-        } else if let Some(node) = settings.get("K3S_NODE") {
-            let root = settings
+        }
+        let default_root = PathBuf::from(
+            settings
                 .get("K3S_ROOT")
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_ROOT.to_string());
-            roots.insert(node.clone(), PathBuf::from(root));
+                .map(String::as_str)
+                .unwrap_or(DEFAULT_ROOT),
+        );
+        if access == "ssh" {
+            let hosts = settings.get("K3S_SSH_HOSTS").ok_or_else(|| {
+                DriverError::InvalidInput(
+                    "K3S_HOST_ACCESS=ssh needs K3S_SSH_HOSTS (`node=user@host:port,…`)".into(),
+                )
+            })?;
+            let hosts = super::host_ssh::parse_hosts(hosts)?;
+            if let Some(n) = roots.keys().find(|n| !hosts.contains_key(*n)) {
+                return Err(DriverError::InvalidInput(format!(
+                    "K3S_NODE_ROOTS names node `{n}`, which is not in K3S_SSH_HOSTS"
+                )));
+            }
+            let path = |key: &str, what: &str| {
+                settings.get(key).map(PathBuf::from).ok_or_else(|| {
+                    DriverError::InvalidInput(format!(
+                        "K3S_HOST_ACCESS=ssh needs {key} ({what}, an absolute path)"
+                    ))
+                })
+            };
+            let mut opts = super::host_ssh::SshOptions::new(
+                path("K3S_SSH_KEY", "the private key file")?,
+                path(
+                    "K3S_SSH_KNOWN_HOSTS",
+                    "the known_hosts file with the nodes' host keys",
+                )?,
+            );
+            if let Some(t) = settings.get("K3S_SSH_CONNECT_TIMEOUT") {
+                let secs = t
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=600).contains(s))
+                    .ok_or_else(|| {
+                        DriverError::InvalidInput(format!(
+                            "K3S_SSH_CONNECT_TIMEOUT `{t}`: expected seconds in 1..600"
+                        ))
+                    })?;
+                opts.connect_timeout = std::time::Duration::from_secs(secs);
+            }
+            let nodes = hosts
+                .into_iter()
+                .map(|(node, target)| {
+                    let root = roots.get(&node).unwrap_or(&default_root).clone();
+                    (node, super::host_ssh::SshNode { target, root })
+                })
+                .collect();
+            return Ok(K3sDriver::new(super::host_ssh::SshHost::new(nodes, opts)?));
+        }
+        if roots.is_empty()
+            && let Some(node) = settings.get("K3S_NODE")
+        {
+            roots.insert(node.clone(), default_root);
         }
         if roots.is_empty() {
             return Err(DriverError::InvalidInput(
@@ -876,12 +980,23 @@ impl K3sDriver {
         self.host.remove(&node, &partial)?;
         self.host.remove(&node, &dir)?;
         self.host.mkdir(&node, &partial)?;
+        let what = format!("disk {volume}/{name}");
         let filled = match &from {
             From::Nothing => Ok(()),
-            From::Disk(d) => {
-                copy_tree(self.host.as_ref(), &d.node, &d.dir, &node, &partial).map(|_| ())
-            }
-            From::Snap(s) => copy_tree(self.host.as_ref(), &s.node, &s.dir, &node, &partial)
+            From::Disk(d) => self
+                .host
+                .disk_usage(&d.node, &d.dir)
+                .and_then(|total| {
+                    self.copy_reporting(&what, Some(total), (&d.node, &d.dir), (&node, &partial))
+                })
+                .map(|_| ()),
+            From::Snap(s) => self
+                .copy_reporting(
+                    &what,
+                    Some(s.meta.size_bytes),
+                    (&s.node, &s.dir),
+                    (&node, &partial),
+                )
                 .and_then(|sum| {
                     if sum.checksum == s.meta.checksum {
                         Ok(())
@@ -912,7 +1027,12 @@ impl K3sDriver {
             created_at: now_rfc3339(),
         };
         let meta_path = vol_dir.join(format!("{name}.json"));
-        self.write_json(&node, &meta_path, &meta)?;
+        if let Err(e) = self.write_json(&node, &meta_path, &meta) {
+            // Without metadata the data is no disk: free its space now
+            // rather than at the next create of this name.
+            let _ = self.host.remove(&node, &dir);
+            return Err(e.context(&format!("disk {volume}/{name} on node `{node}`")));
+        }
         Ok(self.disk_of(&FoundDisk {
             meta,
             node,
@@ -1075,7 +1195,14 @@ impl K3sDriver {
         self.host.remove(&node, &partial)?;
         self.host.remove(&node, &dir)?;
         self.host.mkdir(&node, &partial)?;
-        let sum = match copy_tree(self.host.as_ref(), &src_node, &src_dir, &node, &partial) {
+        let total = match &expect {
+            // A snapshot's recorded size; a disk's has to be measured.
+            Some(_) => None,
+            None => Some(self.host.disk_usage(&src_node, &src_dir)?),
+        };
+        let what = format!("snapshot {volume}/{name}");
+        let sum = match self.copy_reporting(&what, total, (&src_node, &src_dir), (&node, &partial))
+        {
             Ok(sum) if expect.as_ref().is_none_or(|c| *c == sum.checksum) => sum,
             Ok(_) => {
                 let _ = self.host.remove(&node, &partial);
@@ -1105,7 +1232,10 @@ impl K3sDriver {
             created_at: now_rfc3339(),
         };
         let meta_path = vol_dir.join(format!("{name}.json"));
-        self.write_json(&node, &meta_path, &meta)?;
+        if let Err(e) = self.write_json(&node, &meta_path, &meta) {
+            let _ = self.host.remove(&node, &dir);
+            return Err(e.context(&format!("snapshot {volume}/{name} on node `{node}`")));
+        }
         Ok(self.snapshot_of(&FoundSnapshot {
             meta,
             node,
@@ -1208,6 +1338,190 @@ impl Driver for K3sDriver {
             ))
         })
     }
+
+    /// Files are copied one by one.
+    fn snapshot_consistency(&self) -> SnapshotConsistency {
+        SnapshotConsistency::FileLevel
+    }
+
+    fn set_progress(&mut self, progress: Option<ProgressFn>) {
+        self.progress = progress;
+    }
+
+    /// K3s has no regions: a snapshot lives on a node.
+    fn copy_snapshot<'a>(
+        &'a self,
+        _scope: &'a DiskScope,
+        _volume: &'a str,
+        _name: &'a str,
+        target_region: &'a str,
+    ) -> BoxFuture<'a, Result<Operation, DriverError>> {
+        Box::pin(async move {
+            Err(DriverError::NotSupported(format!(
+                "k3s has no regions to copy a snapshot to (`{target_region}`): a snapshot lives on a node; restore it onto another node with `disk create -S snapshot:<name> -Z <node>`"
+            )))
+        })
+    }
+
+    /// A K3s cluster always exists (Kompox does not provision it);
+    /// provisioned = its kubeconfig is readable, when one is configured.
+    /// Whether Traefik runs is not visible to the driver.
+    fn cluster_status<'a>(
+        &'a self,
+        cluster: &'a Cluster,
+    ) -> BoxFuture<'a, Result<ClusterStatus, DriverError>> {
+        Box::pin(async move {
+            let provisioned = match cluster_kubeconfig(cluster) {
+                Ok(_) => Some(true),
+                Err(DriverError::NotSupported(_)) => None,
+                Err(_) => Some(false),
+            };
+            Ok(ClusterStatus {
+                existing: true,
+                provisioned,
+                installed: None,
+                ingress_global_ip: None,
+                ingress_fqdn: None,
+            })
+        })
+    }
+
+    /// The file named by the Cluster setting `K3S_KUBECONFIG` (an absolute
+    /// path on the machine running kompoxops, typically
+    /// `/etc/rancher/k3s/k3s.yaml` on a single-VM K3s); `NotSupported`
+    /// when it is not set.
+    fn cluster_kubeconfig<'a>(
+        &'a self,
+        cluster: &'a Cluster,
+    ) -> BoxFuture<'a, Result<Vec<u8>, DriverError>> {
+        Box::pin(async move { cluster_kubeconfig(cluster) })
+    }
+
+    /// K3s node pools are the cluster's nodes grouped by their
+    /// `kompox.dev/node-pool` label: observation only.
+    fn list_node_pools<'a>(
+        &'a self,
+        _cluster: &'a Cluster,
+        nodes: Option<&'a [NodeInfo]>,
+    ) -> BoxFuture<'a, Result<Vec<NodePool>, DriverError>> {
+        Box::pin(async move {
+            match nodes {
+                Some(nodes) => Ok(pools_from_nodes(nodes)),
+                None => Err(DriverError::NotSupported(format!(
+                    "k3s node pools are the cluster's nodes grouped by their `{NODE_POOL_LABEL}` label; list them from the observed nodes"
+                ))),
+            }
+        })
+    }
+
+    fn create_node_pool<'a>(
+        &'a self,
+        _cluster: &'a Cluster,
+        pool: NodePool,
+    ) -> BoxFuture<'a, Result<Operation, DriverError>> {
+        Box::pin(async move { Err(no_pool_changes("create", &pool.name)) })
+    }
+
+    fn update_node_pool<'a>(
+        &'a self,
+        _cluster: &'a Cluster,
+        update: NodePoolUpdate,
+    ) -> BoxFuture<'a, Result<Operation, DriverError>> {
+        Box::pin(async move { Err(no_pool_changes("update", &update.name)) })
+    }
+
+    fn delete_node_pool<'a>(
+        &'a self,
+        _cluster: &'a Cluster,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Operation, DriverError>> {
+        Box::pin(async move { Err(no_pool_changes("delete", name)) })
+    }
+
+    /// K3s manages no DNS zone.
+    fn apply_dns<'a>(
+        &'a self,
+        _cluster: &'a Cluster,
+        records: &'a [DnsRecordSet],
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            Err(DriverError::NotSupported(format!(
+                "k3s manages no DNS zone: create the {} record set(s) at your DNS provider, pointing at the node",
+                records.len()
+            )))
+        })
+    }
+
+    // `poll_operation`: the default. Everything K3s does completes before
+    // its method returns, so the only operation ids it could hand out are
+    // the `sync:` ids of completed operations, which the default answers
+    // `Succeeded`.
+}
+
+fn no_pool_changes(verb: &str, pool: &str) -> DriverError {
+    DriverError::NotSupported(format!(
+        "k3s cannot {verb} node pool `{pool}`: a K3s pool is the nodes labelled `{NODE_POOL_LABEL}={pool}`; join or label nodes with K3s itself (`k3s agent --node-label {NODE_POOL_LABEL}={pool}`)"
+    ))
+}
+
+fn cluster_kubeconfig(cluster: &Cluster) -> Result<Vec<u8>, DriverError> {
+    let Some(path) = cluster.settings.get(KUBECONFIG_SETTING) else {
+        return Err(DriverError::NotSupported(format!(
+            "cluster `{}` has no `{KUBECONFIG_SETTING}` setting (e.g. /etc/rancher/k3s/k3s.yaml) and no spec.kubeconfig",
+            cluster.meta.name
+        )));
+    };
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return Err(DriverError::InvalidInput(format!(
+            "cluster `{}`: {KUBECONFIG_SETTING} `{}` must be an absolute path",
+            cluster.meta.name,
+            path.display()
+        )));
+    }
+    std::fs::read(path)
+        .map_err(|e| DriverError::from_io(&e, &format!("{KUBECONFIG_SETTING} {}", path.display())))
+}
+
+/// Nodes grouped by their pool label, sorted by pool name. A pool's zones
+/// are its nodes' `kompox.dev/node-zone` values, its count the number of
+/// nodes, its labels and taints those all of its nodes share (the
+/// per-node hostname dropped). Nodes without the label belong to no pool
+/// (Kompox placements never select them).
+pub fn pools_from_nodes(nodes: &[NodeInfo]) -> Vec<NodePool> {
+    let mut by_pool: BTreeMap<&str, Vec<&NodeInfo>> = BTreeMap::new();
+    for n in nodes {
+        if let Some(p) = n.labels.get(NODE_POOL_LABEL) {
+            by_pool.entry(p).or_default().push(n);
+        }
+    }
+    by_pool
+        .into_iter()
+        .map(|(name, members)| {
+            let mut zones: Vec<String> = members
+                .iter()
+                .filter_map(|n| n.labels.get(NODE_ZONE_LABEL).cloned())
+                .collect();
+            zones.sort();
+            zones.dedup();
+            let mut labels = members[0].labels.clone();
+            labels.remove("kubernetes.io/hostname");
+            labels.retain(|k, v| members.iter().all(|n| n.labels.get(k) == Some(v)));
+            let mut taints = members[0].taints.clone();
+            taints.retain(|t| members.iter().all(|n| n.taints.contains(t)));
+            taints.sort();
+            NodePool {
+                name: name.to_string(),
+                zones,
+                instance_type: labels.get("node.kubernetes.io/instance-type").cloned(),
+                min_count: None,
+                max_count: None,
+                count: Some(members.len() as u32),
+                labels,
+                taints,
+            }
+        })
+        .collect()
 }
 
 /// The K3s volume handle: `k3s:<node>:<absolute path>` (DECISIONS 21).
@@ -1265,12 +1579,14 @@ fn hash_header(h: &mut Sha256, kind: EntryKind, rel: &str, attrs: Attrs) {
 }
 
 /// Streams a file into the hash (and into `sink`, when copying); returns
-/// its length. The length is hashed after the content.
+/// its length. The length is hashed after the content. `on_bytes` gets the
+/// bytes of this file done so far after each chunk.
 fn hash_file(
     h: &mut Sha256,
     mut src: Box<dyn Read + Send>,
-    mut sink: Option<&mut Box<dyn WriteSink>>,
+    mut sink: Option<(&mut Box<dyn WriteSink>, &Path)>,
     path: &Path,
+    on_bytes: &mut dyn FnMut(u64),
 ) -> Result<u64, DriverError> {
     let mut buf = vec![0u8; CHUNK];
     let mut len = 0u64;
@@ -1282,10 +1598,11 @@ fn hash_file(
             Err(e) => return Err(io(e, path)),
         };
         h.update(&buf[..n]);
-        if let Some(w) = sink.as_mut() {
-            w.write_all(&buf[..n]).map_err(|e| io(e, path))?;
+        if let Some((w, dst)) = sink.as_mut() {
+            w.write_all(&buf[..n]).map_err(|e| io(e, dst))?;
         }
         len += n as u64;
+        on_bytes(len);
     }
     h.update(len.to_be_bytes());
     Ok(len)
@@ -1312,7 +1629,7 @@ pub fn tree_checksum(
         match kind {
             EntryKind::File => {
                 hash_header(&mut h, kind, &rel, attrs);
-                bytes += hash_file(&mut h, host.open_read(node, &p)?, None, &p)?;
+                bytes += hash_file(&mut h, host.open_read(node, &p)?, None, &p, &mut |_| {})?;
             }
             EntryKind::Dir => hash_entry(&mut h, kind, &rel, attrs, &[]),
             EntryKind::Symlink => hash_entry(
@@ -1342,6 +1659,19 @@ pub fn copy_tree(
     to_node: &str,
     to: &Path,
 ) -> Result<TreeSum, DriverError> {
+    copy_tree_reporting(host, from_node, from, to_node, to, &mut |_| {})
+}
+
+/// [`copy_tree`], calling `on_bytes` with the total bytes of file content
+/// copied so far after every chunk written (for a progress display).
+pub fn copy_tree_reporting(
+    host: &dyn HostAccess,
+    from_node: &str,
+    from: &Path,
+    to_node: &str,
+    to: &Path,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<TreeSum, DriverError> {
     let mut h = Sha256::new();
     let root_attrs = host.attrs(from_node, from)?;
     hash_entry(&mut h, EntryKind::Dir, ".", root_attrs, &[]);
@@ -1362,11 +1692,13 @@ pub fn copy_tree(
             EntryKind::File => {
                 hash_header(&mut h, kind, &rel, attrs);
                 let mut sink = host.create_write(to_node, &dst)?;
+                let before = bytes;
                 bytes += hash_file(
                     &mut h,
                     host.open_read(from_node, &src)?,
-                    Some(&mut sink),
+                    Some((&mut sink, &dst)),
                     &src,
+                    &mut |n| on_bytes(before + n),
                 )?;
                 sink.finish().map_err(|e| io(e, &dst))?;
                 host.set_attrs(to_node, &dst, attrs)?;
@@ -1445,14 +1777,290 @@ mod tests {
             K3sDriver::from_settings(&rel),
             Err(DriverError::InvalidInput(_))
         ));
-        let ssh = BTreeMap::from([
+        let other = BTreeMap::from([
             ("K3S_NODE".to_string(), "a".to_string()),
-            ("K3S_HOST_ACCESS".to_string(), "ssh".to_string()),
+            ("K3S_HOST_ACCESS".to_string(), "rsync".to_string()),
         ]);
         assert!(matches!(
-            K3sDriver::from_settings(&ssh),
+            K3sDriver::from_settings(&other),
             Err(DriverError::NotSupported(_))
         ));
+    }
+
+    #[test]
+    fn ssh_settings() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut s = BTreeMap::from([
+                ("K3S_HOST_ACCESS".to_string(), "ssh".to_string()),
+                (
+                    "K3S_SSH_HOSTS".to_string(),
+                    "vm2=admin@10.0.0.2:2222,vm1=10.0.0.1".to_string(),
+                ),
+                ("K3S_SSH_KEY".to_string(), "/etc/kompox/id".to_string()),
+                (
+                    "K3S_SSH_KNOWN_HOSTS".to_string(),
+                    "/etc/kompox/kh".to_string(),
+                ),
+            ]);
+            for (k, v) in pairs {
+                match v {
+                    &"-" => s.remove(*k),
+                    v => s.insert(k.to_string(), v.to_string()),
+                };
+            }
+            K3sDriver::from_settings(&s)
+        };
+        // Nodes come from K3S_SSH_HOSTS; roots from K3S_ROOT, per node
+        // from K3S_NODE_ROOTS; nothing is contacted yet.
+        let d = with(&[
+            ("K3S_ROOT", "/srv/kompox"),
+            ("K3S_NODE_ROOTS", "vm2=/data/k"),
+        ])
+        .unwrap();
+        assert_eq!(d.host.nodes(), ["vm1", "vm2"]);
+        assert_eq!(d.host.root("vm1"), Ok(PathBuf::from("/srv/kompox")));
+        assert_eq!(d.host.root("vm2"), Ok(PathBuf::from("/data/k")));
+        let d = with(&[]).unwrap();
+        assert_eq!(d.host.root("vm1"), Ok(PathBuf::from(DEFAULT_ROOT)));
+        assert!(with(&[("K3S_SSH_CONNECT_TIMEOUT", "5")]).is_ok());
+        for bad in [
+            vec![("K3S_SSH_HOSTS", "-")],
+            vec![("K3S_SSH_KEY", "-")],
+            vec![("K3S_SSH_KNOWN_HOSTS", "-")],
+            vec![("K3S_SSH_KEY", "id_ed25519")],
+            vec![("K3S_SSH_HOSTS", "vm1=root@-oProxyCommand=x")],
+            vec![("K3S_SSH_HOSTS", "vm1")],
+            vec![("K3S_NODE_ROOTS", "vm3=/x")],
+            vec![("K3S_ROOT", "relative")],
+            vec![("K3S_SSH_CONNECT_TIMEOUT", "0")],
+        ] {
+            assert!(
+                matches!(with(&bad), Err(DriverError::InvalidInput(_))),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn cluster_with(settings: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster {
+            existing: true,
+            ..Default::default()
+        };
+        c.meta.name = "home".into();
+        for (k, v) in settings {
+            c.settings.insert(k.to_string(), v.to_string());
+        }
+        c
+    }
+
+    fn node(name: &str, pool: Option<&str>, zone: &str) -> NodeInfo {
+        let mut labels = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), name.to_string()),
+            (NODE_ZONE_LABEL.to_string(), zone.to_string()),
+            ("type".to_string(), "kwok".to_string()),
+        ]);
+        if let Some(p) = pool {
+            labels.insert(NODE_POOL_LABEL.to_string(), p.to_string());
+        }
+        NodeInfo {
+            name: name.into(),
+            labels,
+            taints: Vec::new(),
+        }
+    }
+
+    fn one_node_driver(root: &Path) -> K3sDriver {
+        K3sDriver::new(LocalHost::new(BTreeMap::from([(
+            "n1".to_string(),
+            root.to_path_buf(),
+        )])))
+    }
+
+    /// Node pools on K3s are observation only: grouped from the nodes,
+    /// never created, changed or deleted by Kompox.
+    #[test]
+    fn node_pools_are_the_nodes_grouped_by_their_pool_label() {
+        let d = one_node_driver(Path::new("/r"));
+        let c = cluster_with(&[]);
+        let nodes = vec![
+            node("a1", Some("user"), "zone-a"),
+            node("b1", Some("user"), "zone-b"),
+            node("g1", Some("gpu"), "zone-a"),
+            node("x1", None, "zone-c"),
+        ];
+        let pools = block(d.list_node_pools(&c, Some(&nodes))).unwrap();
+        assert_eq!(
+            pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["gpu", "user"]
+        );
+        let user = &pools[1];
+        assert_eq!(user.zones, ["zone-a", "zone-b"]);
+        assert_eq!(user.count, Some(2));
+        assert_eq!(
+            user.labels,
+            BTreeMap::from([
+                (NODE_POOL_LABEL.to_string(), "user".to_string()),
+                ("type".to_string(), "kwok".to_string()),
+            ]),
+            "only the labels every node shares; no hostname, no zone"
+        );
+        let not_supported = |r: Result<Operation, DriverError>| match r {
+            Err(DriverError::NotSupported(m)) => {
+                assert!(m.contains(NODE_POOL_LABEL), "{m}")
+            }
+            other => panic!("{other:?}"),
+        };
+        not_supported(block(d.create_node_pool(
+            &c,
+            NodePool {
+                name: "gpu".into(),
+                ..Default::default()
+            },
+        )));
+        not_supported(block(d.update_node_pool(
+            &c,
+            NodePoolUpdate {
+                name: "gpu".into(),
+                ..Default::default()
+            },
+        )));
+        not_supported(block(d.delete_node_pool(&c, "gpu")));
+        assert!(matches!(
+            block(d.list_node_pools(&c, None)),
+            Err(DriverError::NotSupported(_))
+        ));
+    }
+
+    #[test]
+    fn kubeconfig_and_status_from_the_cluster_setting() {
+        let d = one_node_driver(Path::new("/r"));
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("k3s.yaml");
+        std::fs::write(&kc, b"apiVersion: v1\nkind: Config\n").unwrap();
+        let set = cluster_with(&[(KUBECONFIG_SETTING, kc.to_str().unwrap())]);
+        assert_eq!(
+            block(d.cluster_kubeconfig(&set)).unwrap(),
+            b"apiVersion: v1\nkind: Config\n"
+        );
+        let status = block(d.cluster_status(&set)).unwrap();
+        assert!(status.existing);
+        assert_eq!(status.provisioned, Some(true));
+        assert_eq!(status.installed, None, "the driver cannot see Traefik");
+
+        let unset = cluster_with(&[]);
+        match block(d.cluster_kubeconfig(&unset)) {
+            Err(DriverError::NotSupported(m)) => assert!(m.contains(KUBECONFIG_SETTING), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(block(d.cluster_status(&unset)).unwrap().provisioned, None);
+
+        let missing = dir.path().join("nope.yaml");
+        let gone = cluster_with(&[(KUBECONFIG_SETTING, missing.to_str().unwrap())]);
+        assert!(matches!(
+            block(d.cluster_kubeconfig(&gone)),
+            Err(DriverError::NotFound(_))
+        ));
+        assert_eq!(
+            block(d.cluster_status(&gone)).unwrap().provisioned,
+            Some(false)
+        );
+        let relative = cluster_with(&[(KUBECONFIG_SETTING, "k3s.yaml")]);
+        assert!(matches!(
+            block(d.cluster_kubeconfig(&relative)),
+            Err(DriverError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn cloud_only_operations_say_why_not_and_sync_ids_poll_as_succeeded() {
+        let d = one_node_driver(Path::new("/r"));
+        let scope = DiskScope::new("abc", "app");
+        match block(d.copy_snapshot(&scope, "data", "s1", "region-2")) {
+            Err(DriverError::NotSupported(m)) => assert!(m.contains("disk create -S"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            block(d.apply_dns(&cluster_with(&[]), &[])),
+            Err(DriverError::NotSupported(_))
+        ));
+        let op = block(d.poll_operation("sync:copy_snapshot:data/s1")).unwrap();
+        assert_eq!(op.state, super::super::driver::OperationState::Succeeded);
+        assert_eq!(op.target, "data/s1");
+        assert!(matches!(
+            block(d.poll_operation("op-123")),
+            Err(DriverError::NotFound(_))
+        ));
+        assert_eq!(d.snapshot_consistency(), SnapshotConsistency::FileLevel);
+    }
+
+    /// Snapshots and restores report the bytes copied, growing to the total.
+    #[test]
+    fn copies_report_progress_up_to_the_total() {
+        let root = tempfile::tempdir().unwrap();
+        let mut d = one_node_driver(root.path());
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Progress>>> = Default::default();
+        let sink = seen.clone();
+        d.set_progress(Some(std::sync::Arc::new(move |p: &Progress| {
+            sink.lock().unwrap().push(p.clone())
+        })));
+        let scope = DiskScope::new("abc", "app");
+        let disk = block(d.create_disk(
+            &scope,
+            "data",
+            CreateDisk {
+                name: "d1".into(),
+                size_bytes: 1 << 30,
+                placement: Placement::Any,
+                source: None,
+                options: BTreeMap::new(),
+            },
+        ))
+        .unwrap();
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "an empty disk copies nothing"
+        );
+        let dir = PathBuf::from(disk.handle.rsplit_once(':').unwrap().1);
+        std::fs::write(dir.join("big"), vec![7u8; 3 * CHUNK + 5]).unwrap();
+        std::fs::write(dir.join("small"), b"x").unwrap();
+        let total = (3 * CHUNK + 6) as u64;
+        block(d.assign_disk(&scope, "data", "d1")).unwrap();
+        block(d.create_snapshot(&scope, "data", "s1", None)).unwrap();
+        block(d.create_disk(
+            &scope,
+            "data",
+            CreateDisk {
+                name: "d2".into(),
+                size_bytes: 1 << 30,
+                placement: Placement::Any,
+                source: Some(Source::Snapshot("s1".into())),
+                options: BTreeMap::new(),
+            },
+        ))
+        .unwrap();
+        let seen = seen.lock().unwrap();
+        for what in ["snapshot data/s1", "disk data/d2"] {
+            let mine: Vec<&Progress> = seen.iter().filter(|p| p.what == what).collect();
+            assert!(mine.len() >= 4, "{what}: a report per chunk: {mine:?}");
+            assert!(
+                mine.windows(2).all(|w| w[0].done_bytes <= w[1].done_bytes),
+                "{what}: never goes back"
+            );
+            assert_eq!(mine[0].done_bytes, 0);
+            let last = mine.last().unwrap();
+            assert_eq!(
+                (last.done_bytes, last.total_bytes),
+                (total, Some(total)),
+                "{what}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the cloud drivers arrive later; nothing outside this module names a cloud.
 
 pub mod driver;
+pub mod host_ssh;
 pub mod k3s;
 
 use std::collections::BTreeMap;

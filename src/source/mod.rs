@@ -10,6 +10,14 @@
 //! followed, when the tree is read; they are resolved later, inside the
 //! tree, so that a link can never smuggle a file from outside the project
 //! (or outside an app's directory) into a deployment.
+//!
+//! Where the files come from: [`git`] keeps a Git branch checked out in a
+//! cache directory (the controller), [`watch`] says when a local directory
+//! changed (development). Both end in a directory that
+//! [`FileTree::read_dir`] snapshots.
+
+pub mod git;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,254 @@
+//! One reconcile pass over the Apps of one cluster (I/O): observe the
+//! cluster and the Apps' disks once, then plan and apply App by App.
+//!
+//! Apps are independent (DECISIONS 14): one App failing to load, plan or
+//! apply is recorded for that App and the pass goes on. Pruning follows
+//! the planner (DECISIONS 8): nothing is pruned in a pass where anything
+//! failed to load. Only one App's desired objects are held at a time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::step::{self, AppState, Due, Outcome, Policy, Reason};
+use crate::apply::{self, ApplyOptions, ApplyReport, Event};
+use crate::cluster::{self, Connection};
+use crate::desired;
+use crate::kom::Project;
+use crate::model::ResourceId;
+use crate::pipeline;
+use crate::plan::{AppPlan, AppStatus, Planner};
+use crate::source::FileTree;
+
+/// What a pass needs besides the cluster connection.
+pub struct PassInput<'a> {
+    pub project: &'a Project,
+    pub tree: &'a FileTree,
+    pub cluster_id: &'a ResourceId,
+    pub revision: &'a str,
+    /// The loop's state of each App, to pick the Apps that are due.
+    pub states: &'a BTreeMap<ResourceId, AppState>,
+    /// The loop clock at the start of the pass.
+    pub now: Duration,
+    pub policy: &'a Policy,
+    /// Work on every App regardless of its state (`--once`, a webhook).
+    pub force: bool,
+    pub apply: ApplyOptions,
+}
+
+/// One App's result in a pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppResult {
+    pub app_id: ResourceId,
+    pub reason: Reason,
+    pub outcome: Outcome,
+    /// `create/update/replace/prune` counts of the plan, for the status.
+    pub summary: String,
+    pub duration: Duration,
+}
+
+/// The result of a pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    pub apps: Vec<AppResult>,
+    /// App files that failed to load, with their first error.
+    pub failed_files: Vec<(String, String)>,
+    /// Apps removed from Git whose objects were pruned (or kept, see
+    /// `removed_skipped`).
+    pub removed: Vec<ResourceId>,
+    /// Apps removed from Git that were not pruned because something failed
+    /// to load or the workspace policy forbids it.
+    pub removed_skipped: Vec<ResourceId>,
+    pub writes: usize,
+    /// Set when the pass could not start (cluster unreachable, …).
+    pub error: Option<String>,
+}
+
+/// Why a pass could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("cannot observe cluster `{cluster}`: {source}")]
+    Observe {
+        cluster: String,
+        #[source]
+        source: cluster::WriteError,
+    },
+    #[error(transparent)]
+    Disks(#[from] pipeline::DiskObserveError),
+}
+
+pub(crate) fn first_error(diags: &[crate::diag::Diagnostic]) -> String {
+    diags
+        .iter()
+        .find(|d| d.severity == crate::diag::Severity::Error)
+        .or(diags.first())
+        .map(|d| match &d.file {
+            Some(f) => match d.span {
+                Some(s) => format!("{f}:{}: {} [{}]", s.line, d.message, d.rule),
+                None => format!("{f}: {} [{}]", d.message, d.rule),
+            },
+            None => format!("{} [{}]", d.message, d.rule),
+        })
+        .unwrap_or_else(|| "failed".into())
+}
+
+fn summary_of(plan: &AppPlan) -> String {
+    let c = plan.counts();
+    format!(
+        "{} to create, {} to update, {} to replace, {} to prune{}",
+        c.create,
+        c.update,
+        c.replace,
+        c.prune,
+        if c.destructive > 0 {
+            format!(", {} destructive", c.destructive)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Runs one pass. `on_event` hears every write (for logs).
+pub async fn run(
+    conn: &Connection,
+    input: &PassInput<'_>,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Result<PassReport, PassError> {
+    let project = input.project;
+    let apps: Vec<ResourceId> = project
+        .kom
+        .apps
+        .iter()
+        .filter(|a| a.meta.id.parent().as_ref() == Some(input.cluster_id))
+        .map(|a| a.meta.id.clone())
+        .collect();
+    let mut observed = cluster::observe(conn)
+        .await
+        .map_err(|source| PassError::Observe {
+            cluster: conn.cluster.clone(),
+            source,
+        })?;
+    pipeline::observe_disks(project, &apps, &mut observed.live).await?;
+    let disks = pipeline::assigned_disks(project, &observed.live);
+    let mut planner = Planner::new(&observed.live, pipeline::plan_options(project, true));
+    let mut report = PassReport::default();
+    for (path, errs) in desired::failed_files(project) {
+        report.failed_files.push((path.clone(), first_error(&errs)));
+        planner.add_failed_file(&path, &errs);
+    }
+    let empty = BTreeMap::new();
+    let mut total = ApplyReport::default();
+    for id in &apps {
+        let Some(app) = project.kom.app(id) else {
+            continue;
+        };
+        let reason = if input.force {
+            Reason::Forced
+        } else {
+            let state = input.states.get(id).cloned().unwrap_or_default();
+            match step::due(&state, input.revision, input.now, input.policy) {
+                Due::Now(r) => r,
+                Due::Later(_) => continue,
+            }
+        };
+        let started = Instant::now();
+        let outcome = desired::build_app(
+            &project.kom,
+            input.tree,
+            app,
+            disks.get(id).unwrap_or(&empty),
+        );
+        let plan = planner.add(&outcome).clone();
+        let suspended = app.policy.suspend
+            || desired::context(&project.kom, app).is_some_and(|c| c.workspace.policy.suspend);
+        let result = match (&outcome.result, &plan.status) {
+            (Err(errs), _) | (_, AppStatus::Failed(errs)) => Outcome::LoadFailed {
+                error: first_error(errs),
+            },
+            _ if suspended => Outcome::Suspended,
+            (Ok(_), _) if !plan.has_changes() => Outcome::UpToDate,
+            (Ok(_), _) if plan.counts().destructive > 0 && !app.policy.allow_destroy => {
+                Outcome::Blocked {
+                    reason: format!(
+                        "the plan has {} destructive change(s); set spec.policy.allowDestroy in the App's KOM to let the controller apply them, or apply by hand",
+                        plan.counts().destructive
+                    ),
+                }
+            }
+            (Ok(_), _) if !conn.writer.may_write() => Outcome::NotLeader,
+            (Ok(d), _) => apply_one(conn, input, &observed, d, &plan, &mut total, on_event).await,
+        };
+        report.apps.push(AppResult {
+            app_id: id.clone(),
+            reason,
+            summary: summary_of(&plan),
+            outcome: result,
+            duration: started.elapsed(),
+        });
+    }
+    let plan = planner.finish();
+    for p in plan
+        .apps
+        .iter()
+        .filter(|p| p.status == AppStatus::Removed && &p.cluster_id == input.cluster_id)
+    {
+        if !p.has_changes() {
+            report.removed_skipped.push(p.app_id.clone());
+            continue;
+        }
+        if !conn.writer.may_write() {
+            continue;
+        }
+        match apply::apply_removed(conn, p, &input.apply, &mut total, on_event).await {
+            Ok(()) => report.removed.push(p.app_id.clone()),
+            Err(e) => report.apps.push(AppResult {
+                app_id: p.app_id.clone(),
+                reason: Reason::NewRevision,
+                outcome: Outcome::Failed {
+                    error: e.to_string(),
+                },
+                summary: summary_of(p),
+                duration: Duration::ZERO,
+            }),
+        }
+    }
+    report.writes = total.writes;
+    Ok(report)
+}
+
+/// Disks first, then the objects (DECISIONS 11).
+async fn apply_one(
+    conn: &Connection,
+    input: &PassInput<'_>,
+    observed: &cluster::Observed,
+    d: &crate::convert::AppDesired,
+    plan: &AppPlan,
+    total: &mut ApplyReport,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> Outcome {
+    let replanned;
+    let (d, plan) = if d.objects.iter().any(|o| o.pending) {
+        match pipeline::disk_phase(input.project, input.tree, observed, d, on_event).await {
+            Ok(Some((again, ap))) => {
+                replanned = (again, pipeline::with_prunes(&ap, plan));
+                (&replanned.0, &replanned.1)
+            }
+            Ok(None) => (d, plan),
+            Err(e) => {
+                return Outcome::Failed {
+                    error: e.to_string(),
+                };
+            }
+        }
+    } else {
+        (d, plan)
+    };
+    match apply::apply_app(conn, d, plan, &observed.live, &input.apply, total, on_event).await {
+        Ok(()) => Outcome::Applied {
+            changes: plan.counts().changes(),
+        },
+        Err(apply::ApplyError::Write(cluster::WriteError::NotLeader(_))) => Outcome::NotLeader,
+        Err(e) => Outcome::Failed {
+            error: e.to_string(),
+        },
+    }
+}

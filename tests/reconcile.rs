@@ -1,0 +1,351 @@
+//! `kompoxops reconcile` against the real testbed control plane: one pass
+//! over every App (`--once`), apps independent of each other, no pruning
+//! in a pass where anything failed to load, per-app and workspace
+//! `suspend`, the status ConfigMap, the writer Lease shared with the CLI's
+//! `apply`, and the continuous controller reacting to a webhook.
+
+#[path = "support/testbed.rs"]
+mod testbed;
+
+#[path = "common/repo.rs"]
+mod repo;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use repo::{Repo, WEB, write};
+use serde_json::{Value, json};
+use testbed::{Testbed, testbed};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A namespace for the controller's Lease, status and Events.
+fn control_namespace(tb: &Testbed, prefix: &str) -> String {
+    let ns = tb.unique_name(prefix);
+    tb.post_json(
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .unwrap();
+    ns
+}
+
+fn once(repo: &Repo, ns: &str) -> Output {
+    repo.run(&[
+        "reconcile",
+        "--once",
+        "--lease-namespace",
+        ns,
+        "--timeout",
+        "120",
+    ])
+}
+
+fn status(tb: &Testbed, ns: &str) -> Value {
+    let cm = tb
+        .get_json(&format!("/api/v1/namespaces/{ns}/configmaps/kompox-status"))
+        .unwrap();
+    let mut out = serde_json::Map::new();
+    for (_, v) in cm["data"].as_object().unwrap() {
+        let rec: Value = serde_json::from_str(v.as_str().unwrap()).unwrap();
+        let app = rec["app"].as_str().unwrap().rsplit('/').next().unwrap();
+        out.insert(app.to_string(), rec);
+    }
+    Value::Object(out)
+}
+
+fn writes_in(tb: &Testbed, mark: u64, ns: &str) -> Vec<String> {
+    tb.audit_events_since(mark)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete")
+            )
+        })
+        .filter(|e| e["objectRef"]["namespace"] == ns || e["objectRef"]["name"] == ns)
+        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+        .collect()
+}
+
+fn exists(tb: &Testbed, path: &str) -> bool {
+    tb.get_opt(path).unwrap().is_some()
+}
+
+#[test]
+fn once_applies_every_app_records_status_and_a_second_pass_writes_nothing() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "rcone");
+    let ctl = control_namespace(tb, "rcone-ctl");
+    repo.app("web", "", WEB);
+    repo.app(
+        "api",
+        "",
+        "services:\n  api:\n    image: nginx:1.27\n    ports: [\"8081:80\"]\n",
+    );
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/app/web: applied"), "{t}");
+    assert!(t.contains("/app/api: applied"), "{t}");
+    for app in ["web", "api"] {
+        let ns = repo.namespace(app);
+        tb.wait_for("the Deployment", WAIT, || {
+            tb.get_opt(&format!("/apis/apps/v1/namespaces/{ns}/deployments"))
+                .unwrap()
+                .filter(|d| !d["items"].as_array().unwrap().is_empty())
+        });
+    }
+    let st = status(tb, &ctl);
+    assert_eq!(st["web"]["result"], "applied", "{st}");
+    assert_eq!(st["api"]["result"], "applied", "{st}");
+    let rev = st["web"]["revision"].as_str().unwrap().to_string();
+    assert!(rev.starts_with("dir:"), "{rev}");
+    assert_eq!(st["web"]["applied_revision"], rev.as_str());
+
+    // The Lease was taken for the pass and released after it.
+    let lease = tb
+        .get_json(&format!(
+            "/apis/coordination.k8s.io/v1/namespaces/{ctl}/leases/kompox"
+        ))
+        .unwrap();
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "released: {lease}"
+    );
+
+    let mark = tb.audit_mark();
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/app/web: up-to-date"), "{t}");
+    std::thread::sleep(Duration::from_millis(300));
+    for app in ["web", "api"] {
+        assert_eq!(
+            writes_in(tb, mark, &repo.namespace(app)),
+            Vec::<String>::new(),
+            "a pass with nothing to do wrote to {app}"
+        );
+    }
+
+    // `reconcile status` shows what the controller recorded.
+    let out = repo.run(&["reconcile", "status", "--lease-namespace", &ctl]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("result: up-to-date"), "{t}");
+}
+
+#[test]
+fn a_broken_app_fails_alone_nothing_is_pruned_and_a_revert_converges() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "rcbroken");
+    let ctl = control_namespace(tb, "rcbroken-ctl");
+    // Let removed apps be pruned, so that "nothing is pruned" is the
+    // load failure's doing and not the policy's.
+    let shared = repo.dir.path().join(".kompox/kom/shared.yml");
+    let kom = std::fs::read_to_string(&shared).unwrap().replacen(
+        "spec: {}",
+        "spec: {policy: {allowAppRemoval: true, maxPruneShare: 1}}",
+        1,
+    );
+    std::fs::write(&shared, kom).unwrap();
+    for app in ["a", "b", "c"] {
+        repo.app(app, "", WEB);
+    }
+    let out = once(&repo, &ctl);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (ns_a, ns_b, ns_c) = (
+        repo.namespace("a"),
+        repo.namespace("b"),
+        repo.namespace("c"),
+    );
+
+    // One push: a's compose breaks, b changes, c is removed.
+    let good_a = std::fs::read_to_string(repo.dir.path().join("apps/a/compose.yml")).unwrap();
+    write(
+        repo.dir.path(),
+        "apps/a/compose.yml",
+        "services:\n  web:\n    image: [not, a, string]\n",
+    );
+    repo.app(
+        "b",
+        "",
+        &WEB.replace("GREETING: hello", "GREETING: bonjour"),
+    );
+    repo.remove_app("c");
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed app fails the pass:\n{t}"
+    );
+    assert!(t.contains("/app/a: load-failed"), "{t}");
+    assert!(
+        t.contains("apps/a/compose.yml"),
+        "the error names the file:\n{t}"
+    );
+    assert!(t.contains("/app/b: applied"), "b still reconciles:\n{t}");
+    let env = tb
+        .get_json(&format!("/apis/apps/v1/namespaces/{ns_b}/deployments"))
+        .unwrap()
+        .to_string();
+    assert!(env.contains("bonjour"), "b's change is live");
+    assert!(
+        exists(tb, &format!("/api/v1/namespaces/{ns_c}/services"))
+            && !tb
+                .get_json(&format!("/api/v1/namespaces/{ns_c}/services"))
+                .unwrap()["items"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+        "nothing is pruned while an app fails to load"
+    );
+    assert!(
+        !tb.get_json(&format!("/apis/apps/v1/namespaces/{ns_a}/deployments"))
+            .unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the broken app's objects stay as they were"
+    );
+    let st = status(tb, &ctl);
+    assert_eq!(st["a"]["result"], "load-failed", "{st}");
+    assert!(
+        st["a"]["error"].as_str().unwrap().contains("compose.yml"),
+        "{st}"
+    );
+
+    // Revert a: everything converges, and c is pruned now.
+    write(repo.dir.path(), "apps/a/compose.yml", &good_a);
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/app/a: up-to-date"), "{t}");
+    assert!(t.contains("/app/c") && t.contains("pruned"), "{t}");
+    tb.wait_for("c's Deployment pruned", WAIT, || {
+        tb.get_json(&format!("/apis/apps/v1/namespaces/{ns_c}/deployments"))
+            .ok()
+            .filter(|d| d["items"].as_array().unwrap().is_empty())
+    });
+}
+
+#[test]
+fn suspended_apps_and_workspaces_are_not_applied() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "rcsusp");
+    let ctl = control_namespace(tb, "rcsusp-ctl");
+    repo.app("on", "", WEB);
+    repo.app("off", "  policy: {suspend: true}\n", WEB);
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/app/on: applied"), "{t}");
+    assert!(t.contains("/app/off: suspended"), "{t}");
+    assert!(
+        !exists(tb, &format!("/api/v1/namespaces/{}", repo.namespace("off"))),
+        "a suspended app gets nothing"
+    );
+
+    // Suspending the workspace stops every app, even with changes.
+    let shared = repo.dir.path().join(".kompox/kom/shared.yml");
+    let kom = std::fs::read_to_string(&shared).unwrap().replacen(
+        "spec: {}",
+        "spec: {policy: {suspend: true}}",
+        1,
+    );
+    std::fs::write(&shared, kom).unwrap();
+    repo.app(
+        "on",
+        "",
+        &WEB.replace("GREETING: hello", "GREETING: changed"),
+    );
+    let mark = tb.audit_mark();
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert!(t.contains("/app/on: suspended"), "{t}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        writes_in(tb, mark, &repo.namespace("on")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_cli_apply_refuses_while_the_controller_holds_the_lease() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "rclease");
+    let ctl = control_namespace(tb, "rclease-ctl");
+    repo.app("web", "", WEB);
+    let logs = tempfile::tempdir().unwrap();
+    let mut controller = repo.spawn(
+        &[
+            "reconcile",
+            "--lease-namespace",
+            &ctl,
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "2s",
+            "--leader-elect",
+        ],
+        logs.path(),
+    );
+    let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{ctl}/leases/kompox");
+    let holder = tb.wait_for("the controller to hold the Lease", WAIT, || {
+        tb.get_opt(&lease_path)
+            .unwrap()
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    });
+    // The controller applies the app by itself.
+    let ns = repo.namespace("web");
+    tb.wait_for("the controller's first apply", WAIT, || {
+        tb.get_opt(&format!("/apis/apps/v1/namespaces/{ns}/deployments"))
+            .unwrap()
+            .filter(|d| !d["items"].as_array().unwrap().is_empty())
+    });
+
+    repo.app(
+        "web",
+        "",
+        &WEB.replace("GREETING: hello", "GREETING: manual"),
+    );
+    let out = repo.run(&[
+        "apply",
+        "--auto-approve",
+        "--lease-namespace",
+        &ctl,
+        "--no-wait",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("another writer holds the Lease"), "{t}");
+    assert!(t.contains(&holder), "names the holder: {t}");
+
+    let _ = controller.kill();
+    let _ = controller.wait();
+    let stderr = std::fs::read_to_string(logs.path().join("stderr")).unwrap();
+    assert!(stderr.contains("leadership changed"), "{stderr}");
+
+    // Forced, the CLI applies anyway (the controller is gone, but its
+    // Lease has not expired yet).
+    let started = Instant::now();
+    let out = repo.run(&[
+        "apply",
+        "--auto-approve",
+        "--lease-namespace",
+        &ctl,
+        "--no-wait",
+        "--force",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

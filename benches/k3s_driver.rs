@@ -5,8 +5,18 @@
 //!     pseudo-random bytes) through the driver, against `tar | zstd` (when
 //!     the `zstd` binary exists) and `cp -a` of the same directory (issue
 //!     target: the driver at ≥ 0.8× the speed of the better baseline).
+//! (c) the same driver with host access over SSH (`SshHost`, a real sshd
+//!     on 127.0.0.1 from tests/support/sshd.rs; two nodes = two
+//!     directories behind it): the cost of one multiplexed call, snapshot
+//!     and restore of a small tree (100 files of 16 KiB) against the local
+//!     driver and against `tar` piped through two `ssh` commands, a 64 MiB
+//!     file, and `list_disks` over 100 disks.
 //!
-//! `cargo bench --bench k3s_driver` (figures in docs/performance.md).
+//! `cargo bench --bench k3s_driver` runs all; `-- local` or `-- ssh` one
+//! part (figures in docs/performance.md).
+
+#[path = "../tests/support/sshd.rs"]
+mod sshd;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,7 +25,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kompox::provider::driver::{CreateDisk, Disk, DiskScope, Driver, Placement, Source};
-use kompox::provider::k3s::{K3sDriver, LocalHost};
+use kompox::provider::host_ssh::{SshHost, SshNode, SshOptions, SshTarget};
+use kompox::provider::k3s::{HostAccess, K3sDriver, LocalHost};
 
 const NODE: &str = "n1";
 const LIST_DISKS: usize = 1_000;
@@ -258,14 +269,232 @@ fn snapshot_bench(rt: &tokio::runtime::Runtime) {
     );
 }
 
+/// (c): the SSH host access against the local one, on the same node
+/// directories.
+fn ssh_bench(rt: &tokio::runtime::Runtime) {
+    const TREE_DIRS: usize = 10;
+    const TREE_FILES: usize = 100;
+    const TREE_FILE_BYTES: usize = 16 << 10;
+    const BIG: usize = 64 << 20;
+    const SSH_LIST_DISKS: usize = 100;
+    const CALLS: usize = 200;
+
+    let server = sshd::Sshd::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let roots = BTreeMap::from([
+        ("node-a".to_string(), tmp.path().join("a")),
+        ("node-b".to_string(), tmp.path().join("b")),
+    ]);
+    let target = SshTarget::parse(&server.address()).expect("address");
+    let ssh_host = || {
+        SshHost::new(
+            roots
+                .iter()
+                .map(|(n, r)| {
+                    (
+                        n.clone(),
+                        SshNode {
+                            target: target.clone(),
+                            root: r.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            SshOptions::new(&server.client_key, &server.known_hosts),
+        )
+        .expect("ssh host")
+    };
+    let local = K3sDriver::new(LocalHost::new(roots.clone()));
+    let ssh = K3sDriver::new(ssh_host());
+    let scope = DiskScope::new("abc123", "bench");
+    let on = |node: &str, name: &str, source: Option<Source>| CreateDisk {
+        name: name.to_string(),
+        size_bytes: 1 << 30,
+        placement: Placement::Node(node.to_string()),
+        source,
+        options: BTreeMap::new(),
+    };
+    println!(
+        "(c) K3s over SSH (sshd on 127.0.0.1:{}), same node directories as the local driver",
+        server.port
+    );
+
+    // One call on a warm connection.
+    let probe = ssh_host();
+    let (_, first) = timed(|| probe.exists("node-a", &roots["node-a"]).expect("exists"));
+    let (_, t_calls) = timed(|| {
+        for _ in 0..CALLS {
+            probe.exists("node-a", &roots["node-a"]).expect("exists");
+        }
+    });
+    drop(probe);
+    println!(
+        "    one call (`exists`): first (connects) {:.0} ms, then {:.1} ms each (mean of {CALLS})",
+        ms(first),
+        ms(t_calls) / CALLS as f64
+    );
+
+    // A small tree.
+    let d0 = rt
+        .block_on(local.create_disk(&scope, "data", on("node-a", "d0", None)))
+        .expect("create");
+    rt.block_on(local.assign_disk(&scope, "data", "d0"))
+        .expect("assign");
+    let src = disk_dir(&d0);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 0..TREE_FILES {
+        let sub = src.join(format!("dir{}", i % TREE_DIRS));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        let data: Vec<u8> = (0..TREE_FILE_BYTES)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(sub.join(format!("f{i:03}")), data).expect("write");
+    }
+    let kib = TREE_FILES * TREE_FILE_BYTES >> 10;
+    let (_, ssh_snap) = timed(|| {
+        rt.block_on(ssh.create_snapshot(&scope, "data", "s-ssh", None))
+            .expect("ssh snapshot")
+    });
+    let (_, ssh_restore) = timed(|| {
+        rt.block_on(ssh.create_disk(
+            &scope,
+            "data",
+            on("node-b", "r-ssh", Some(Source::Snapshot("s-ssh".into()))),
+        ))
+        .expect("ssh restore")
+    });
+    let (_, local_snap) = timed(|| {
+        rt.block_on(local.create_snapshot(&scope, "data", "s-local", None))
+            .expect("local snapshot")
+    });
+    let (_, local_restore) = timed(|| {
+        rt.block_on(local.create_disk(
+            &scope,
+            "data",
+            on(
+                "node-b",
+                "r-local",
+                Some(Source::Snapshot("s-local".into())),
+            ),
+        ))
+        .expect("local restore")
+    });
+    let ssh_cmd = server.ssh_command_env();
+    let tar_dst = roots["node-b"].join("tar-copy");
+    let (_, tar) = timed(|| {
+        sh(&format!(
+            "{ssh_cmd} {user}@127.0.0.1 'tar -C {src} -cf - .' | {ssh_cmd} {user}@127.0.0.1 'mkdir -p {dst} && tar -C {dst} -xf - && sync'",
+            user = server.user,
+            src = src.display(),
+            dst = tar_dst.display()
+        ))
+    });
+    println!(
+        "    small tree ({TREE_FILES} files x {} KiB in {TREE_DIRS} dirs = {kib} KiB):",
+        TREE_FILE_BYTES >> 10
+    );
+    println!(
+        "      over SSH: snapshot {:.2} s, restore onto the other node {:.2} s",
+        ssh_snap.as_secs_f64(),
+        ssh_restore.as_secs_f64()
+    );
+    println!(
+        "      local driver: snapshot {:.3} s, restore {:.3} s",
+        local_snap.as_secs_f64(),
+        local_restore.as_secs_f64()
+    );
+    println!(
+        "      baseline `ssh tar -c | ssh tar -x && sync` (two fresh connections): {:.2} s",
+        tar.as_secs_f64()
+    );
+
+    // One large file.
+    let d1 = rt
+        .block_on(local.create_disk(&scope, "big", on("node-a", "d1", None)))
+        .expect("create");
+    rt.block_on(local.assign_disk(&scope, "big", "d1"))
+        .expect("assign");
+    let mut buf = vec![0u8; BIG];
+    for chunk in buf.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(disk_dir(&d1).join("big.bin"), &buf).expect("write");
+    drop(buf);
+    let (_, big_snap) = timed(|| {
+        rt.block_on(ssh.create_snapshot(&scope, "big", "s-big", None))
+            .expect("snapshot")
+    });
+    let (_, big_restore) = timed(|| {
+        rt.block_on(ssh.create_disk(
+            &scope,
+            "big",
+            on("node-b", "r-big", Some(Source::Snapshot("s-big".into()))),
+        ))
+        .expect("restore")
+    });
+    let mib = (BIG >> 20) as f64;
+    println!(
+        "    {} MiB file over SSH: snapshot {:.2} s ({:.0} MiB/s), restore {:.2} s ({:.0} MiB/s; verifies the snapshot first)",
+        BIG >> 20,
+        big_snap.as_secs_f64(),
+        mib / big_snap.as_secs_f64(),
+        big_restore.as_secs_f64(),
+        mib / big_restore.as_secs_f64()
+    );
+
+    // Listing many disks.
+    rt.block_on(async {
+        for i in 0..SSH_LIST_DISKS {
+            local
+                .create_disk(&scope, "many", on("node-a", &format!("m{i:03}"), None))
+                .await
+                .expect("create");
+        }
+    });
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let (disks, t) = timed(|| rt.block_on(ssh.list_disks(&scope)).expect("list"));
+        assert!(disks.len() >= SSH_LIST_DISKS);
+        times.push(t);
+    }
+    println!(
+        "    list_disks over SSH, {} disks: median {:.0} ms of 5 (local driver, same disks: {:.1} ms)",
+        SSH_LIST_DISKS + 6,
+        ms(median(times)),
+        ms(timed(|| rt.block_on(local.list_disks(&scope)).expect("list")).1)
+    );
+    println!(
+        "    SSH connections accepted by sshd during (c): {}",
+        server.accepted_connections()
+    );
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    // `cargo bench` passes `--bench`; `local` or `ssh` selects one part.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let want = |part: &str| args.is_empty() || args.iter().any(|a| a == part);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio runtime");
     let (_, total) = timed(|| {
-        list_bench(&rt);
-        snapshot_bench(&rt);
+        if want("local") {
+            list_bench(&rt);
+            snapshot_bench(&rt);
+        }
+        if want("ssh") {
+            ssh_bench(&rt);
+        }
     });
     println!("total {:.1} s", total.as_secs_f64());
 }

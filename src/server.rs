@@ -89,7 +89,7 @@ impl ServerState {
         }
     }
 
-    /// Replaces the replay cache (tests use a small one).
+    /// Replaces the replay cache, e.g. to remember more deliveries.
     pub fn with_delivery_cache(mut self, cache: DeliveryCache) -> Self {
         self.deliveries = Arc::new(Mutex::new(cache));
         self
@@ -111,7 +111,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route(
             "/webhook",
-            // The limit axum enforces while buffering; `webhook` also refuses
+            // The limit axum enforces while buffering; the handler also refuses
             // a declared Content-Length over it before reading anything.
             post(receive_webhook).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )

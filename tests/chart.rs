@@ -512,8 +512,9 @@ fn rbac_has_no_wildcards_and_grants_writes_only_on_the_kinds_kompox_writes() {
             assert!(v.contains(verb), "{k:?} lacks {verb}: {v:?}");
         }
     }
-    // ...and nothing else is written, but Events, the Lease and the
-    // ephemeral containers of the app-access Role.
+    // ...and nothing else is written, but Events and the Lease (release
+    // namespace), a Deployment's scale (stopping an app for a snapshot)
+    // and what the app-access Role hands on (exec, ephemeral containers).
     let write_verbs = ["create", "patch", "update", "delete"];
     let extra: BTreeSet<String> = grants
         .iter()
@@ -530,8 +531,8 @@ fn rbac_has_no_wildcards_and_grants_writes_only_on_the_kinds_kompox_writes() {
             "/pods/ephemeralcontainers".to_string(),
             "/pods/exec".to_string(),
             "/pods/portforward".to_string(),
+            "apps/deployments/scale".to_string(),
             "coordination.k8s.io/leases".to_string(),
-            "events.k8s.io/events".to_string(),
         ])
     );
     // Volumes and claims are never deleted (invariant 1), not even by a bug.
@@ -539,15 +540,19 @@ fn rbac_has_no_wildcards_and_grants_writes_only_on_the_kinds_kompox_writes() {
         let v = &grants[&(String::new(), res.to_string())];
         assert!(!v.contains("delete"), "{res}: {v:?}");
     }
-    // The Lease and the status ConfigMap's update: in the release namespace only.
+    // The Lease and the Events: in the release namespace only.
     let role = one(&objs, "Role");
     assert_eq!(role["metadata"]["namespace"], "kompox-system");
-    assert!(
-        of_kind(&objs, "ClusterRole")
-            .iter()
-            .flat_map(|c| c["rules"].as_array().unwrap())
-            .all(|r| !strs(&r["resources"]).contains(&"leases".to_string()))
-    );
+    for c in of_kind(&objs, "ClusterRole") {
+        for r in c["rules"].as_array().unwrap() {
+            let res = strs(&r["resources"]);
+            assert!(!res.contains(&"leases".to_string()), "{r}");
+            let writes = strs(&r["verbs"])
+                .iter()
+                .any(|v| write_verbs.contains(&v.as_str()));
+            assert!(!(res.contains(&"events".to_string()) && writes), "{r}");
+        }
+    }
     // Bindings name the chart's ServiceAccount.
     for b in of_kind(&objs, "ClusterRoleBinding")
         .into_iter()
@@ -771,17 +776,20 @@ fn use_kubeconfig(repo: &Repo, tb: &Testbed, kubeconfig: &Path) {
     std::fs::write(&path, text.replace(&from, &to)).unwrap();
 }
 
-/// One reconcile of the repository by the controller, as the chart runs
-/// it, with the Cluster's kubeconfig holding only the chart's
-/// ServiceAccount token.
-///
-/// Today this is `kompoxops apply --auto-approve`: the same observe → plan
-/// → server-side apply → prune → wait pipeline. Switch it to
-/// `kompoxops reconcile --once` (plus `--repo`/`--path` of a local Git
-/// repository) when that command exists; the tests around it stay as they
-/// are.
-fn reconcile_once_as_the_controller(repo: &Repo) -> Output {
-    repo.run(&["apply", "--auto-approve", "--timeout", "120"])
+/// One reconcile of the repository by the controller as the chart runs
+/// it (`kompoxops reconcile --once`, the Lease, status ConfigMap and Events
+/// in the release namespace), with the Cluster's kubeconfig holding only
+/// the chart's ServiceAccount token. The revision source is the repository
+/// directory (`--dir`): the Git source is tested in tests/git_source.rs.
+fn reconcile_once_as_the_controller(repo: &Repo, release_namespace: &str) -> Output {
+    repo.run(&[
+        "reconcile",
+        "--once",
+        "--lease-namespace",
+        release_namespace,
+        "--timeout",
+        "120",
+    ])
 }
 
 /// Compose for an app that makes every kind Kompox writes: Namespace,
@@ -808,8 +816,51 @@ const EVERY_KIND_SPEC: &str = "  volumes: [{name: data, size: 1Gi}]
       - {name: web, port: 8080, hosts: [web.chart.test]}
 ";
 
+/// Audit events of requests made as `user` since `mark`.
+fn requests_of(tb: &Testbed, mark: u64, user: &str) -> Vec<Value> {
+    tb.audit_events_since(mark)
+        .into_iter()
+        .filter(|e| e["user"]["username"] == user)
+        .collect()
+}
+
+fn succeeded(e: &Value) -> bool {
+    e["responseStatus"]["code"]
+        .as_u64()
+        .is_some_and(|c| (200..300).contains(&c))
+}
+
+/// `verb resource[/subresource] namespace` of the successful requests.
+fn done(events: &[Value]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| succeeded(e))
+        .map(|e| {
+            let r = &e["objectRef"];
+            let sub = r["subresource"]
+                .as_str()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{sub} {}",
+                e["verb"].as_str().unwrap_or("?"),
+                r["resource"].as_str().unwrap_or("?"),
+                r["namespace"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+fn refused(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["responseStatus"]["code"] == 401 || e["responseStatus"]["code"] == 403)
+        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+        .collect()
+}
+
 #[test]
-fn the_service_account_token_alone_applies_an_app_with_every_kind_kompox_writes() {
+fn the_service_account_token_alone_reconciles_an_app_with_every_kind_kompox_writes() {
     let tb = testbed();
     let inst = install(tb, "kompox-rbac");
     let repo = Repo::new(tb, "chart");
@@ -820,37 +871,23 @@ fn the_service_account_token_alone_applies_an_app_with_every_kind_kompox_writes(
     write(repo.dir.path(), "apps/web/token.txt", "s3cr3t\n");
     use_kubeconfig(&repo, tb, &inst.kubeconfig);
     let ns = repo.namespace("web");
+    let user = inst.username();
+    let rel = inst.namespace.as_str();
 
+    // The controller's pass: disks, every kind, the Lease, status, Events.
     let mark = tb.audit_mark();
-    let out = reconcile_once_as_the_controller(&repo);
+    let out = reconcile_once_as_the_controller(&repo, rel);
     let text = helm::text(&out);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "apply as the chart's ServiceAccount:\n{text}"
+        "reconcile --once as the chart's ServiceAccount:\n{text}"
     );
-    assert!(text.contains("is available"), "{text}");
-
-    // Every request went out with the ServiceAccount's token and none was
-    // refused; every kind Kompox writes was written by it.
     std::thread::sleep(Duration::from_millis(500));
-    let user = inst.username();
-    let events: Vec<Value> = tb
-        .audit_events_since(mark)
+    let events = requests_of(tb, mark, &user);
+    assert_eq!(refused(&events), Vec::<String>::new(), "refused requests");
+    let admin_writes = requests_of(tb, mark, testbed::TEST_USER)
         .into_iter()
-        .filter(|e| e["user"]["username"] == user.as_str())
-        .collect();
-    assert!(!events.is_empty(), "no request as {user}");
-    let refused: Vec<String> = events
-        .iter()
-        .filter(|e| e["responseStatus"]["code"] == 403)
-        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
-        .collect();
-    assert_eq!(refused, Vec::<String>::new(), "refused requests");
-    let admin_writes = tb
-        .audit_events_since(mark)
-        .into_iter()
-        .filter(|e| e["user"]["username"] == testbed::TEST_USER)
         .filter(|e| {
             matches!(
                 e["verb"].as_str(),
@@ -860,41 +897,70 @@ fn the_service_account_token_alone_applies_an_app_with_every_kind_kompox_writes(
         .filter(|e| e["objectRef"]["namespace"] == ns.as_str())
         .count();
     assert_eq!(admin_writes, 0, "the admin token was used");
-    let written: BTreeSet<String> = events
+    let done1 = done(&events);
+    // Every kind Kompox writes, applied by the ServiceAccount.
+    let applied: BTreeSet<String> = events
         .iter()
-        .filter(|e| e["verb"] == "patch")
-        .filter(|e| {
-            e["responseStatus"]["code"]
-                .as_u64()
-                .is_some_and(|c| (200..300).contains(&c))
-        })
+        .filter(|e| e["verb"] == "patch" && succeeded(e))
         .filter_map(|e| e["objectRef"]["resource"].as_str().map(str::to_string))
         .collect();
     let every: BTreeSet<String> = kompox::cluster::KINDS
         .iter()
         .map(|k| k.plural.to_string())
         .collect();
-    assert_eq!(written, every, "kinds applied by the ServiceAccount");
-
-    // The objects are there (read back with the admin token).
+    assert!(
+        applied.is_superset(&every),
+        "kinds applied by the ServiceAccount: {applied:?}, missing {:?}",
+        every.difference(&applied).collect::<Vec<_>>()
+    );
+    // Its Lease, status and Events, in the release namespace.
+    for want in [
+        format!("create leases {rel}"),
+        format!("patch configmaps {rel}"),
+        format!("create events {rel}"),
+    ] {
+        assert!(done1.contains(&want), "{want} not in {done1:#?}");
+    }
+    let status = tb
+        .get_json(&format!(
+            "/api/v1/namespaces/{rel}/configmaps/kompox-status"
+        ))
+        .unwrap();
+    assert!(
+        status["data"].as_object().is_some_and(|d| !d.is_empty()),
+        "{status}"
+    );
     let role = tb
         .get_json(&format!(
             "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/web-access"
         ))
         .unwrap();
     assert!(!role["rules"].as_array().unwrap().is_empty());
-    let pvcs = tb
-        .get_json(&format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"))
-        .unwrap();
-    assert_eq!(pvcs["items"].as_array().unwrap().len(), 1);
-    let ings = tb
-        .get_json(&format!(
-            "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses"
-        ))
-        .unwrap();
-    assert!(!ings["items"].as_array().unwrap().is_empty());
 
-    // A second run as the controller is a no-op plan: reads suffice.
+    // The CLI with the same token: a consistent snapshot stops the app
+    // (the scale subresource, its pods) and starts it again; then the plan
+    // is empty.
+    let mark = tb.audit_mark();
+    let out = repo.run(&[
+        "--app-name",
+        "web",
+        "snapshot",
+        "create",
+        "-V",
+        "data",
+        "--consistent",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", helm::text(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    let events = requests_of(tb, mark, &user);
+    assert_eq!(refused(&events), Vec::<String>::new(), "refused requests");
+    let done2 = done(&events);
+    assert!(
+        done2.contains(&format!("patch deployments/scale {ns}")),
+        "{done2:#?}"
+    );
     let out = repo.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", helm::text(&out));
 }

@@ -49,7 +49,7 @@ fn offline_plan_in_markdown_and_json() {
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["header"]["live"]["source"], "offline");
     assert_eq!(v["has_changes"], true);
-    assert_eq!(v["apps"].as_array().unwrap().len(), 3);
+    assert_eq!(v["apps"].as_array().unwrap().len(), 4);
 }
 
 #[test]

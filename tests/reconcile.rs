@@ -10,6 +10,9 @@ mod testbed;
 #[path = "common/repo.rs"]
 mod repo;
 
+#[path = "support/git_server.rs"]
+mod git_server;
+
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -348,4 +351,200 @@ fn the_cli_apply_refuses_while_the_controller_holds_the_lease() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// Copies a repository's files (not `.git`) into a Git work directory.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".git" || name == "nodes" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Killed {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A GitHub push delivery, signed with `secret`.
+fn push_hook(port: u16, secret: &[u8], branch: &str, commit: &str, delivery: &str) -> u16 {
+    use hmac::{Hmac, Mac};
+    let body = json!({
+        "ref": format!("refs/heads/{branch}"),
+        "after": commit,
+        "repository": {"full_name": "acme/ops", "clone_url": "http://127.0.0.1/ops.git"},
+    })
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", delivery)
+        .header("X-Hub-Signature-256", format!("sha256={sig}"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn deployment_has(tb: &Testbed, ns: &str, value: &str) -> bool {
+    tb.get_opt(&format!("/apis/apps/v1/namespaces/{ns}/deployments"))
+        .unwrap()
+        .is_some_and(|d| d.to_string().contains(value))
+}
+
+#[test]
+fn a_push_to_the_git_repository_is_applied_on_a_signed_webhook_only() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "rcgit");
+    let ctl = control_namespace(tb, "rcgit-ctl");
+    repo.app("web", "", WEB);
+    let ns = repo.namespace("web");
+
+    let server = git_server::GitServer::start();
+    let bare = server.create_repo("ops");
+    let work = git_server::Workdir::new(&bare);
+    copy_tree(repo.dir.path(), work.path());
+    work.commit("first");
+    work.push("main");
+
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, &server.token).unwrap();
+    let secret = b"webhook-secret-for-tests";
+    let secret_file = secrets.path().join("webhook");
+    std::fs::write(&secret_file, secret).unwrap();
+    let cache = secrets.path().join("cache");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = server.url("ops");
+    let logs = tempfile::tempdir().unwrap();
+    let mut controller = Killed(repo.spawn(
+        &[
+            "reconcile",
+            "--repo",
+            &url,
+            "--git-username",
+            &server.username,
+            "--git-token-file",
+            token_file.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--webhook-secret-file",
+            secret_file.to_str().unwrap(),
+            "--lease-namespace",
+            &ctl,
+            "--listen",
+            &listen,
+            // No polling during the test: only webhooks trigger.
+            "--interval",
+            "1h",
+            "--drift-interval",
+            "1h",
+        ],
+        logs.path(),
+    ));
+    let stderr = || std::fs::read_to_string(logs.path().join("stderr")).unwrap_or_default();
+    tb.wait_for("the first revision applied", WAIT, || {
+        deployment_has(tb, &ns, "hello").then_some(())
+    });
+    // Ready once the first pass is done (its apply waits for the rollout).
+    tb.wait_for("/readyz", WAIT, || {
+        reqwest::blocking::get(format!("http://{listen}/readyz"))
+            .ok()
+            .filter(|r| r.status().as_u16() == 200)
+    });
+
+    // A push with a bad signature: refused, nothing happens.
+    std::fs::write(
+        work.path().join("apps/web/compose.yml"),
+        WEB.replace("GREETING: hello", "GREETING: pushed-by-git"),
+    )
+    .unwrap();
+    let commit = work.commit("change the greeting");
+    work.push("main");
+    assert_eq!(
+        push_hook(port, b"wrong secret", "main", &commit, "d-1"),
+        401
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !deployment_has(tb, &ns, "pushed-by-git"),
+        "a bad signature must not trigger a reconcile"
+    );
+
+    // A push to another branch: accepted but ignored.
+    assert_eq!(push_hook(port, secret, "feature", &commit, "d-2"), 202);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!deployment_has(tb, &ns, "pushed-by-git"));
+
+    // The signed push for main: applied at once.
+    let sent = Instant::now();
+    assert_eq!(push_hook(port, secret, "main", &commit, "d-3"), 202);
+    tb.wait_for("the pushed change applied", WAIT, || {
+        deployment_has(tb, &ns, "pushed-by-git").then_some(())
+    });
+    let took = sent.elapsed();
+    // Replaying the same delivery is refused.
+    assert_eq!(push_hook(port, secret, "main", &commit, "d-3"), 409);
+
+    // The status follows once the pass (which waits for the rollout) ends.
+    let st = tb.wait_for("the status of the pushed revision", WAIT, || {
+        let st = status(tb, &ctl);
+        (st["web"]["revision"] == commit.as_str()).then_some(st)
+    });
+    assert_eq!(st["web"]["result"], "applied", "{st}");
+    let metrics = reqwest::blocking::get(format!("http://{listen}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("revision=\"{commit}\"")),
+        "{metrics}"
+    );
+    controller.stop();
+    let log = stderr();
+    assert!(
+        !log.contains(&server.token),
+        "the Git token leaked into the log"
+    );
+    eprintln!("push → applied: {took:?}");
 }

@@ -749,11 +749,11 @@ fn assert_openmetrics(text: &str) {
             families.iter().any(|f| name.starts_with(f.as_str())),
             "sample of an undeclared family: {line}"
         );
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-            }
-        }
+        let labels = &series[name.len()..];
+        assert!(
+            labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+            "{line}"
+        );
     }
 }
 

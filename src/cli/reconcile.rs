@@ -361,17 +361,29 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
 
     let start = Instant::now();
     let mut code = 0;
-    let mut next = Duration::ZERO;
+    let mut deadline = tokio::time::Instant::now();
     let mut seen_apps: std::collections::BTreeSet<String> = Default::default();
+    let branch_ref = format!("refs/heads/{}", a.branch);
     loop {
         let force = if a.once {
             true
         } else {
             tokio::select! {
-                _ = tokio::time::sleep(next) => false,
+                _ = tokio::time::sleep_until(deadline) => false,
                 t = rx.recv() => {
-                    if let Some(Trigger::Push(p)) = &t {
-                        tracing::info!(commit = %p.after_commit, "push webhook: reconciling now");
+                    match &t {
+                        Some(Trigger::Push(p)) if p.git_ref != branch_ref => {
+                            tracing::info!(git_ref = %p.git_ref, "push webhook for another branch: ignored");
+                            continue;
+                        }
+                        Some(Trigger::Push(p)) => {
+                            tracing::info!(commit = %p.after_commit, "push webhook: reconciling now");
+                        }
+                        Some(Trigger::PullRequest(p)) => {
+                            tracing::info!(number = p.number, "pull-request webhook: not handled by this controller");
+                            continue;
+                        }
+                        _ => {}
                     }
                     false
                 }
@@ -380,7 +392,7 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         };
         if !a.once && !controller_may_write(&controller) {
             // A follower: serve webhooks and metrics, wait for the Lease.
-            next = a.lease_duration / 3;
+            deadline = tokio::time::Instant::now() + a.lease_duration / 3;
             continue;
         }
         metrics.set_queue_depth(rx.len());
@@ -402,7 +414,7 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
                 {
                     code = EXIT_ERROR;
                 }
-                next = it.next;
+                deadline = tokio::time::Instant::now() + it.next;
             }
             Err(e) => {
                 tracing::error!(error = %e, "reconcile failed");
@@ -411,7 +423,7 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
                     eprintln!("error: {e}");
                     code = EXIT_ERROR;
                 }
-                next = controller.retry_after_failure();
+                deadline = tokio::time::Instant::now() + controller.retry_after_failure();
             }
         }
         if a.once {

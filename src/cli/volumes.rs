@@ -154,7 +154,7 @@ impl Bars {
                     let b = indicatif::ProgressBar::new(total);
                     b.set_style(
                         indicatif::ProgressStyle::with_template(
-                            "{msg} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes}  {eta} left",
+                            "{msg} [{bar:20}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {eta}",
                         )
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                         .progress_chars("=> "),
@@ -299,7 +299,9 @@ impl Target {
                     match home.map(|h| h.join(".kube/config")) {
                         Ok(p) if p.exists() => p,
                         _ => {
-                            return Err(cluster::ConnectError::NoKubeconfig { cluster: name }.into());
+                            return Err(
+                                cluster::ConnectError::NoKubeconfig { cluster: name }.into()
+                            );
                         }
                     }
                 }
@@ -627,16 +629,20 @@ pub fn run_snapshot(g: &GlobalArgs, args: &SnapshotArgs) -> anyhow::Result<i32> 
         }
         SnapshotCommand::Delete => {
             let name = need_name(args.name.as_deref(), "snapshot")?;
-            if !t.snapshots(&vol.name)?.iter().any(|s| s.name == name) {
-                eprintln!(
-                    "snapshot `{name}` of volume `{}` does not exist; nothing to delete",
-                    vol.name
-                );
-                return Ok(0);
-            }
+            // Only good snapshots are listed, but the driver also removes
+            // an incomplete or corrupt one of this name: otherwise it would
+            // hold its name forever.
+            let listed = t.snapshots(&vol.name)?.iter().any(|s| s.name == name);
             t.rt.block_on(t.driver.delete_snapshot(&t.scope, &vol.name, name))
                 .map_err(|e| derr(&format!("snapshot delete `{name}`"), e))?;
-            eprintln!("deleted snapshot `{name}` of volume `{}`", vol.name);
+            if listed {
+                eprintln!("deleted snapshot `{name}` of volume `{}`", vol.name);
+            } else {
+                eprintln!(
+                    "snapshot `{name}` of volume `{}` is not listed (it does not exist, or it is incomplete or corrupt); removed whatever was left of it",
+                    vol.name
+                );
+            }
         }
     }
     Ok(0)

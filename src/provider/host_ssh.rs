@@ -520,6 +520,8 @@ impl SshHost {
         let fail = Fail {
             node: node.to_string(),
             target: n.target.to_string(),
+            host: n.target.host.clone(),
+            port: n.target.port,
             root: n.root.display().to_string(),
             key: self.opts.identity_file.display().to_string(),
             known_hosts: self.opts.known_hosts.display().to_string(),
@@ -637,6 +639,8 @@ fn spawn_error(e: &std::io::Error) -> DriverError {
 struct Fail {
     node: String,
     target: String,
+    host: String,
+    port: u16,
     root: String,
     key: String,
     known_hosts: String,
@@ -668,11 +672,24 @@ impl Fail {
                     "host key is known",
                     "Host key for",
                 ]) {
+                    // OpenSSH's banner is long; keep the lines that say
+                    // which key was offered and which entry disagrees.
+                    let key_lines = stderr
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| {
+                            ["SHA256:", "Offending", "Host key", "host key is known"]
+                                .iter()
+                                .any(|k| l.contains(k))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     DriverError::Permission(format!(
-                        "k3s node `{node}` ({target}): the SSH host key is not the one recorded for it in {} ({msg}); \
-                         check K3S_SSH_KNOWN_HOSTS: after verifying the node's host key fingerprint on the node \
-                         (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), add it (`ssh-keyscan -p <port> <host>`)",
-                        self.known_hosts
+                        "k3s node `{node}` ({target}): the SSH host key does not match the one recorded for it in {} \
+                         ({key_lines}); check K3S_SSH_KNOWN_HOSTS: compare the node's own fingerprint \
+                         (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node), then record its key \
+                         (`ssh-keyscan -p {} {}`)",
+                        self.known_hosts, self.port, self.host
                     ))
                 } else if has(&["Permission denied", "Too many authentication failures"]) {
                     DriverError::Permission(format!(
@@ -1286,6 +1303,8 @@ mod tests {
         Fail {
             node: "vm2".into(),
             target: "root@10.0.0.2:22".into(),
+            host: "10.0.0.2".into(),
+            port: 22,
             root: "/var/lib/kompox".into(),
             key: "/etc/kompox/id_ed25519".into(),
             known_hosts: "/etc/kompox/known_hosts".into(),

@@ -517,7 +517,12 @@ impl GitSource {
         })?;
         if !dir.exists() {
             tracing::info!(url = %self.url(), cache = %dir.display(), "cloning");
-            return Repository::init_bare(&dir).map_err(|e| self.local_error(&e));
+            // Failing to create a repository is a disk problem (permissions,
+            // space), not corruption: cloning again would not help.
+            return Repository::init_bare(&dir).map_err(|e| GitError::Cache {
+                path: dir,
+                source: std::io::Error::other(e.message().to_string()),
+            });
         }
         match Repository::open_bare(&dir) {
             Ok(repo) if repo.is_bare() => Ok(repo),
@@ -659,8 +664,9 @@ impl GitSource {
         Ok(revision)
     }
 
-    /// A libgit2 failure on the cache itself: a corrupt cache unless it is
-    /// plain I/O.
+    /// A libgit2 failure on the cache itself (an object or ref that cannot
+    /// be read or written): treated as corruption, so the caller clones
+    /// again once.
     fn local_error(&self, e: &git2::Error) -> GitError {
         GitError::CorruptCache {
             path: self.repo_dir(),
@@ -688,9 +694,14 @@ impl GitSource {
             };
         }
         if observed.no_credentials.get() {
+            let reason = if secrets(&self.spec).is_empty() {
+                "the server asks for credentials and none are configured"
+            } else {
+                "the credentials in the URL were not accepted"
+            };
             return GitError::AuthRejected {
                 url,
-                reason: "the server asks for credentials and none are configured".into(),
+                reason: reason.into(),
             };
         }
         let lower = message.to_ascii_lowercase();
@@ -700,8 +711,12 @@ impl GitSource {
                 reason: message,
             },
             (ErrorCode::Certificate, _) => GitError::Other { url, message },
-            (_, ErrorClass::Http) if lower.contains("404") => GitError::RepositoryNotFound { url },
-            (_, ErrorClass::Http) if lower.contains("401") || lower.contains("403") => {
+            (_, ErrorClass::Http) if lower.contains("status code: 404") => {
+                GitError::RepositoryNotFound { url }
+            }
+            (_, ErrorClass::Http)
+                if lower.contains("status code: 401") || lower.contains("status code: 403") =>
+            {
                 GitError::AuthRejected {
                     url,
                     reason: message,
@@ -851,6 +866,8 @@ fn callbacks<'a>(
             }
         }
     });
+    // Without a progress callback libgit2 does not count received bytes.
+    callbacks.transfer_progress(|_| true);
     callbacks.certificate_check(move |cert, _host| {
         // TLS certificates: libgit2's own validation (system trust store).
         let Some(hostkey) = cert.as_hostkey() else {

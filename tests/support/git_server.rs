@@ -112,7 +112,10 @@ impl GitServer {
     /// to it with a [`Workdir`]).
     pub fn create_repo(&self, name: &str) -> PathBuf {
         let path = self.shared.root.join(format!("{name}.git"));
-        git(&self.shared.root, &["init", "-q", "--bare", "-b", "main", path.to_str().unwrap()]);
+        git(
+            &self.shared.root,
+            &["init", "-q", "--bare", "-b", "main", path.to_str().unwrap()],
+        );
         path
     }
 
@@ -255,7 +258,12 @@ impl Cgi {
             let _ = stdin.write_all(&body);
         });
         let mut stdout = Vec::new();
-        child.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
         let mut stderr = String::new();
         let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
         let status = child.wait().unwrap();
@@ -277,7 +285,12 @@ fn cgi_response(output: &[u8]) -> Response {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| (i, i + 4))
-        .or_else(|| output.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2)));
+        .or_else(|| {
+            output
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, i + 2))
+        });
     let Some((end, body_start)) = split else {
         return Response::builder()
             .status(StatusCode::BAD_GATEWAY)
@@ -338,7 +351,10 @@ impl Workdir {
             .tempdir()
             .unwrap();
         git(dir.path(), &["init", "-q", "-b", "main"]);
-        git(dir.path(), &["remote", "add", "origin", bare.to_str().unwrap()]);
+        git(
+            dir.path(),
+            &["remote", "add", "origin", bare.to_str().unwrap()],
+        );
         Workdir { dir }
     }
 
@@ -392,7 +408,13 @@ impl Workdir {
 
     /// Pushes HEAD to any ref, e.g. `refs/pull/1/head` as a forge does.
     pub fn push_ref(&self, refname: &str) {
-        self.git(&["push", "-q", "--force", "origin", &format!("HEAD:{refname}")]);
+        self.git(&[
+            "push",
+            "-q",
+            "--force",
+            "origin",
+            &format!("HEAD:{refname}"),
+        ]);
     }
 
     /// Moves the current branch to `rev`, files included.

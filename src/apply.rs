@@ -93,6 +93,15 @@ pub struct ApplyReport {
     pub writes: usize,
 }
 
+impl ApplyReport {
+    /// Adds another apply's figures (Apps applied concurrently).
+    pub fn merge(&mut self, other: &ApplyReport) {
+        self.applied += other.applied;
+        self.pruned += other.pruned;
+        self.writes += other.writes;
+    }
+}
+
 fn key_of_target(t: &Target) -> Option<ObjectKey> {
     match t {
         Target::Object {

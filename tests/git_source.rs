@@ -627,10 +627,12 @@ fn ssh_keygen_fingerprint(sshd: &Sshd) -> String {
 // --- local directory ------------------------------------------------------
 
 #[test]
-fn dir_watcher_reports_changes_but_not_git_metadata_or_reads() {
+fn dir_watcher_reports_changes_but_not_git_metadata_reads_or_symlinked_dirs() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join(".git/refs")).unwrap();
     std::fs::write(dir.path().join("a.yml"), "a: 1\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -638,7 +640,9 @@ fn dir_watcher_reports_changes_but_not_git_metadata_or_reads() {
     let (watcher, mut changes) = DirWatcher::new(dir.path(), Duration::from_millis(200)).unwrap();
     assert_eq!(watcher.root(), dir.path().canonicalize().unwrap());
 
-    // git's own bookkeeping, and the reconciler reading the tree
+    // git's own bookkeeping, the reconciler reading the tree, and a write
+    // behind a symlink (not part of the project: FileTree does not follow it)
+    std::fs::write(outside.path().join("x.yml"), "x: 1\n").unwrap();
     std::fs::write(dir.path().join(".git/index.lock"), "x").unwrap();
     std::fs::write(dir.path().join(".git/refs/main"), "0000").unwrap();
     std::fs::remove_file(dir.path().join(".git/index.lock")).unwrap();

@@ -98,7 +98,9 @@ fn running_pods(tb: &Testbed, ns: &str) -> Vec<Value> {
         .and_then(|p| p["items"].as_array().cloned())
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
         .collect()
 }
 
@@ -123,13 +125,18 @@ fn pv_of_pod(tb: &Testbed, ns: &str, pod: &Value) -> Value {
         .find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
         .expect("the pod mounts a claim")
         .to_string();
-    let pvc = get(tb, &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}")).unwrap();
+    let pvc = get(
+        tb,
+        &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}"),
+    )
+    .unwrap();
     let pv = pvc["spec"]["volumeName"].as_str().unwrap();
     get(tb, &format!("/api/v1/persistentvolumes/{pv}")).unwrap()
 }
 
 fn pinned_node(pv: &Value) -> String {
-    let terms = &pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0];
+    let terms =
+        &pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0];
     assert_eq!(terms["key"], "kubernetes.io/hostname", "{pv}");
     terms["values"][0].as_str().unwrap().to_string()
 }
@@ -166,8 +173,11 @@ fn write_app_data(dir: &Path) {
     std::fs::write(dir.join("pg/PG_VERSION"), b"16\n").unwrap();
     std::fs::write(dir.join("pg/postmaster.opts"), b"").unwrap();
     std::fs::set_permissions(dir.join("pg/base"), std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(dir.join("pg/PG_VERSION"), std::fs::Permissions::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.join("pg/PG_VERSION"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("base/16384/1259", dir.join("pg/latest")).unwrap();
     // Owned by the postgres user of the image (uid 999), as a real pod would
     // leave it: the copy must keep owners.
@@ -183,7 +193,10 @@ fn tree(root: &Path) -> BTreeMap<String, (char, u32, u32, u32, Vec<u8>)> {
             let m = p.symlink_metadata().unwrap();
             let rel = p.strip_prefix(base).unwrap().display().to_string();
             let (kind, content) = if m.file_type().is_symlink() {
-                ('l', std::fs::read_link(&p).unwrap().into_os_string().into_vec())
+                (
+                    'l',
+                    std::fs::read_link(&p).unwrap().into_os_string().into_vec(),
+                )
             } else if m.is_dir() {
                 go(base, &p, out);
                 ('d', Vec::new())
@@ -209,7 +222,18 @@ fn a_snapshot_restored_in_another_zone_moves_the_app_with_its_data() {
     app_in_zone(&repo, "db", "zone-b");
     let ns = repo.namespace("db");
 
-    let created = json(&repo, &["--app-name", "db", "disk", "create", "--bootstrap", "-Z", "node-b1"]);
+    let created = json(
+        &repo,
+        &[
+            "--app-name",
+            "db",
+            "disk",
+            "create",
+            "--bootstrap",
+            "-Z",
+            "node-b1",
+        ],
+    );
     let (node, original) = disk_place(&created[0]);
     assert_eq!(node, "node-b1");
     assert!(original.starts_with(nodes_root.join("node-b1")));
@@ -218,7 +242,19 @@ fn a_snapshot_restored_in_another_zone_moves_the_app_with_its_data() {
     assert_eq!(first["spec"]["nodeName"], "node-b1");
 
     write_app_data(&original);
-    let (out, err) = ok(&repo, &["--app-name", "db", "snapshot", "create", "-V", "data", "-N", "snap1"]);
+    let (out, err) = ok(
+        &repo,
+        &[
+            "--app-name",
+            "db",
+            "snapshot",
+            "create",
+            "-V",
+            "data",
+            "-N",
+            "snap1",
+        ],
+    );
     assert!(err.contains("consistent per file only"), "warns: {err}");
     let snap: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(snap["name"], "snap1");
@@ -227,21 +263,49 @@ fn a_snapshot_restored_in_another_zone_moves_the_app_with_its_data() {
     // Restore onto a node of zone-c and make it the assigned disk.
     let moved = json(
         &repo,
-        &["--app-name", "db", "disk", "create", "-V", "data", "-N", "moved", "-S", "snapshot:snap1", "-Z", "node-c1"],
+        &[
+            "--app-name",
+            "db",
+            "disk",
+            "create",
+            "-V",
+            "data",
+            "-N",
+            "moved",
+            "-S",
+            "snapshot:snap1",
+            "-Z",
+            "node-c1",
+        ],
     );
     let (node, moved_dir) = disk_place(&moved);
     assert_eq!(node, "node-c1");
     assert_eq!(zone_of(tb, &node), "zone-c");
     assert!(moved_dir.starts_with(nodes_root.join("node-c1")));
     assert_eq!(moved["assigned"], false);
-    ok(&repo, &["--app-name", "db", "disk", "assign", "-V", "data", "-N", "moved"]);
+    ok(
+        &repo,
+        &[
+            "--app-name",
+            "db",
+            "disk",
+            "assign",
+            "-V",
+            "data",
+            "-N",
+            "moved",
+        ],
+    );
 
     // The App follows in Git (DECISIONS 11: a zone move recreates the pod).
     app_in_zone(&repo, "db", "zone-c");
     let (code, plan) = repo.plan();
     assert_eq!(code, 2, "{plan}");
     assert!(plan.contains("DISRUPTIVE"), "the pod is recreated: {plan}");
-    assert!(plan.contains("+ PersistentVolume"), "a PV for the new disk: {plan}");
+    assert!(
+        plan.contains("+ PersistentVolume"),
+        "a PV for the new disk: {plan}"
+    );
     assert!(plan.contains("+ PersistentVolumeClaim"), "{plan}");
     assert!(plan.contains("~ Deployment"), "{plan}");
     assert!(!plan.contains("disk data/"), "no disk to create: {plan}");
@@ -249,7 +313,10 @@ fn a_snapshot_restored_in_another_zone_moves_the_app_with_its_data() {
     let out = repo.apply();
     assert!(out.contains("is available"), "{out}");
     let second = the_running_pod(tb, &ns, Some(&first["metadata"]["uid"]));
-    assert_eq!(second["spec"]["nodeName"], "node-c1", "the pod follows its disk");
+    assert_eq!(
+        second["spec"]["nodeName"], "node-c1",
+        "the pod follows its disk"
+    );
     let pv = pv_of_pod(tb, &ns, &second);
     assert_eq!(pinned_node(&pv), "node-c1", "the PV pins the new node");
     assert_eq!(
@@ -266,7 +333,11 @@ fn a_snapshot_restored_in_another_zone_moves_the_app_with_its_data() {
 
     let before = tree(&original);
     assert!(before.len() >= 9, "{:?}", before.keys());
-    assert_eq!(tree(&moved_dir), before, "byte-identical, with modes, owners, links");
+    assert_eq!(
+        tree(&moved_dir),
+        before,
+        "byte-identical, with modes, owners, links"
+    );
 
     let (code, plan) = repo.plan();
     assert_eq!(code, 0, "converged:\n{plan}");
@@ -301,7 +372,11 @@ fn a_consistent_snapshot_stops_the_app_during_the_copy_and_starts_it_again() {
     // Enough data that the copy takes a while (every file is fsynced).
     write_app_data(&dir);
     for i in 0..96 {
-        std::fs::write(dir.join(format!("pg/base/16384/seg{i:03}")), noise(1 << 20, i)).unwrap();
+        std::fs::write(
+            dir.join(format!("pg/base/16384/seg{i:03}")),
+            noise(1 << 20, i),
+        )
+        .unwrap();
     }
     let deployment = format!("/apis/apps/v1/namespaces/{ns}/deployments/db-app");
     let snapshots = nodes_root.join(&node).join("snapshots");
@@ -309,7 +384,17 @@ fn a_consistent_snapshot_stops_the_app_during_the_copy_and_starts_it_again() {
     let mark = tb.audit_mark();
     let out_dir = tempfile::tempdir().unwrap();
     let mut child = repo.spawn(
-        &["--app-name", "db", "snapshot", "create", "-V", "data", "-N", "calm", "--consistent"],
+        &[
+            "--app-name",
+            "db",
+            "snapshot",
+            "create",
+            "-V",
+            "data",
+            "-N",
+            "calm",
+            "--consistent",
+        ],
         out_dir.path(),
     );
     // Watch the cluster and the node's directory while the command runs.
@@ -339,8 +424,14 @@ fn a_consistent_snapshot_stops_the_app_during_the_copy_and_starts_it_again() {
     assert!(saw_zero, "the Deployment went to 0 replicas: {stderr}");
     assert!(copies_seen > 0, "the copy was observed: {stderr}");
     assert_eq!(pods_during_copy, 0, "no pod existed while copying");
-    assert!(stderr.contains("replicas 1 -> 0") && stderr.contains("replicas 0 -> 1"), "{stderr}");
-    assert!(!stderr.contains("consistent per file only"), "no warning: {stderr}");
+    assert!(
+        stderr.contains("replicas 1 -> 0") && stderr.contains("replicas 0 -> 1"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("consistent per file only"),
+        "no warning: {stderr}"
+    );
     let snap: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("stdout")).unwrap())
             .unwrap();
@@ -351,7 +442,20 @@ fn a_consistent_snapshot_stops_the_app_during_the_copy_and_starts_it_again() {
     // The snapshot restores to the data.
     let r = json(
         &repo,
-        &["--app-name", "db", "disk", "create", "-V", "data", "-N", "check", "-S", "snapshot:calm", "-Z", "node-c2"],
+        &[
+            "--app-name",
+            "db",
+            "disk",
+            "create",
+            "-V",
+            "data",
+            "-N",
+            "check",
+            "-S",
+            "snapshot:calm",
+            "-Z",
+            "node-c2",
+        ],
     );
     assert_eq!(tree(&disk_place(&r).1), tree(&dir));
     // The replica count in Git and in the cluster agree again.
@@ -362,10 +466,23 @@ fn a_consistent_snapshot_stops_the_app_during_the_copy_and_starts_it_again() {
     // the App is started again, and the error says so.
     let mark = tb.audit_mark();
     let running = the_running_pod(tb, &ns, None);
-    let out = repo.run(&["--app-name", "db", "snapshot", "create", "-V", "data", "-N", "calm", "--consistent"]);
+    let out = repo.run(&[
+        "--app-name",
+        "db",
+        "snapshot",
+        "create",
+        "-V",
+        "data",
+        "-N",
+        "calm",
+        "--consistent",
+    ]);
     let err = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("Conflict") && err.contains("started again"), "{err}");
+    assert!(
+        err.contains("Conflict") && err.contains("started again"),
+        "{err}"
+    );
     assert_eq!(get(tb, &deployment).unwrap()["spec"]["replicas"], 1);
     assert_eq!(scale_patches(tb, mark, &ns), 2, "stopped and started again");
     the_running_pod(tb, &ns, Some(&running["metadata"]["uid"]));
@@ -419,19 +536,47 @@ fn every_disk_and_snapshot_command_against_a_deployed_app() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["assigned"], true);
     // disk create -S disk: (a clone onto the zone's other node)
-    let clone = js(&["disk", "create", "-V", "data", "-N", "clone", "-S", &format!("disk:{first}"), "-Z", "node-b2"]);
+    let clone = js(&[
+        "disk",
+        "create",
+        "-V",
+        "data",
+        "-N",
+        "clone",
+        "-S",
+        &format!("disk:{first}"),
+        "-Z",
+        "node-b2",
+    ]);
     let (clone_node, clone_dir) = disk_place(&clone);
     assert_eq!(clone_node, "node-b2");
-    assert_eq!(std::fs::read(clone_dir.join("hello.txt")).unwrap(), b"hello\n");
+    assert_eq!(
+        std::fs::read(clone_dir.join("hello.txt")).unwrap(),
+        b"hello\n"
+    );
     // disk create (empty)
     let spare = js(&["disk", "create", "-V", "data", "-N", "spare"]);
     assert_eq!(spare["assigned"], false);
     // snapshot create -S disk:, snapshot list
-    js(&["snapshot", "create", "-V", "data", "-N", "of-clone", "-S", "disk:clone"]);
+    js(&[
+        "snapshot",
+        "create",
+        "-V",
+        "data",
+        "-N",
+        "of-clone",
+        "-S",
+        "disk:clone",
+    ]);
     js(&["snapshot", "create", "-V", "data", "-N", "of-first"]);
     assert_eq!(names("snapshot"), ["of-clone", "of-first"]);
     // disk assign, apply: the pod moves to the clone's node.
-    assert_eq!(run(&["disk", "assign", "-V", "data", "-N", "clone"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["disk", "assign", "-V", "data", "-N", "clone"])
+            .status
+            .code(),
+        Some(0)
+    );
     let (code, plan) = repo.plan();
     assert_eq!(code, 2, "{plan}");
     assert!(plan.contains("DISRUPTIVE"), "{plan}");
@@ -444,12 +589,22 @@ fn every_disk_and_snapshot_command_against_a_deployed_app() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("assigned"), "{}", text(&out));
     for d in [first.as_str(), "spare"] {
-        assert_eq!(run(&["disk", "delete", "-V", "data", "-N", d]).status.code(), Some(0));
+        assert_eq!(
+            run(&["disk", "delete", "-V", "data", "-N", d])
+                .status
+                .code(),
+            Some(0)
+        );
     }
     assert_eq!(names("disk"), ["clone"]);
     assert!(!first_dir.exists(), "the deleted disk's data is gone");
     // snapshot delete
-    assert_eq!(run(&["snapshot", "delete", "-V", "data", "-N", "of-first"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["snapshot", "delete", "-V", "data", "-N", "of-first"])
+            .status
+            .code(),
+        Some(0)
+    );
     assert_eq!(names("snapshot"), ["of-clone"]);
     // Disks and snapshots that are not assigned are not part of the
     // cluster: the plan stays empty, the pod keeps running.
@@ -558,7 +713,10 @@ fn the_example_repositorys_k3s_apps_with_volumes_apply_and_run() {
             )
         })
         .collect();
-    assert!(!apps.is_empty(), "the example has a K3s app with a volume: {plan}");
+    assert!(
+        !apps.is_empty(),
+        "the example has a K3s app with a volume: {plan}"
+    );
 
     for (id, name, ns) in &apps {
         let out = run(&["-A", id, "plan", "--detailed-exitcode"]);
@@ -569,7 +727,10 @@ fn the_example_repositorys_k3s_apps_with_volumes_apply_and_run() {
         let pod = the_running_pod(tb, ns, None);
         let node = pod["spec"]["nodeName"].as_str().unwrap().to_string();
         let n = get(tb, &format!("/api/v1/nodes/{node}")).unwrap();
-        assert_eq!(n["metadata"]["annotations"]["kwok.x-k8s.io/node"], "fake", "{name} on {node}");
+        assert_eq!(
+            n["metadata"]["annotations"]["kwok.x-k8s.io/node"], "fake",
+            "{name} on {node}"
+        );
         let pv = pv_of_pod(tb, ns, &pod);
         assert_eq!(pinned_node(&pv), node, "{name}: the PV pins the pod's node");
         let path = PathBuf::from(pv["spec"]["local"]["path"].as_str().unwrap());
@@ -579,6 +740,11 @@ fn the_example_repositorys_k3s_apps_with_volumes_apply_and_run() {
             path.display()
         );
         let out = run(&["-A", id, "plan", "--detailed-exitcode"]);
-        assert_eq!(out.status.code(), Some(0), "{name} converged: {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name} converged: {}",
+            text(&out)
+        );
     }
 }

@@ -111,6 +111,9 @@ pub struct RunArgs {
     /// Seconds to wait for each Deployment to become Available.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub timeout: u64,
+    /// Apps applied at the same time (bounded work, DECISIONS 19).
+    #[arg(long, env = "KOMPOX_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
     /// Use this kubeconfig instead of the Cluster's access settings.
     #[arg(long, env = "KOMPOX_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -195,7 +198,11 @@ fn read_secret(path: &PathBuf, what: &str) -> anyhow::Result<String> {
     Ok(s)
 }
 
-fn source_of(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<Box<dyn RevisionSource>> {
+/// The revision source, and the directory to watch for a local source.
+fn source_of(
+    g: &GlobalArgs,
+    a: &RunArgs,
+) -> anyhow::Result<(Box<dyn RevisionSource>, Option<PathBuf>)> {
     if let Some(url) = &a.repo {
         use kompox::source::git::{GitAuth, GitSource, GitSpec};
         let auth = match (&a.git_token_file, &a.git_ssh_key_file) {
@@ -220,7 +227,7 @@ fn source_of(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<Box<dyn RevisionSour
         };
         std::fs::create_dir_all(&a.cache_dir)
             .with_context(|| format!("cannot create --cache-dir `{}`", a.cache_dir.display()))?;
-        return Ok(Box::new(GitSource::new(spec, a.cache_dir.clone())));
+        return Ok((Box::new(GitSource::new(spec, a.cache_dir.clone())), None));
     }
     let dir = match &a.dir {
         Some(d) => project::working_dir(g)?.join(d),
@@ -228,7 +235,7 @@ fn source_of(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<Box<dyn RevisionSour
     };
     let dir = std::fs::canonicalize(&dir)
         .with_context(|| format!("no such directory `{}`", dir.display()))?;
-    Ok(Box::new(DirSource { dir }))
+    Ok((Box::new(DirSource { dir: dir.clone() }), Some(dir)))
 }
 
 fn result_of(o: &Outcome) -> ReconcileResult {
@@ -253,7 +260,7 @@ fn jitter_source() -> f64 {
 }
 
 async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
-    let source = source_of(g, a)?;
+    let (source, watch_dir) = source_of(g, a)?;
     let cluster_id = a
         .cluster_id
         .as_deref()
@@ -279,6 +286,7 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         status_namespace: Some(a.lease_namespace.clone()),
         identity: identity.clone(),
         kubeconfig: a.kubeconfig.clone(),
+        concurrency: a.concurrency.max(1),
     };
     let mut controller = Controller::new(source, settings);
     let metrics = Arc::new(Metrics::new());
@@ -304,6 +312,24 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         Some(tokio::spawn(server::serve(listener, state, async move {
             let _ = stop.changed().await;
         })))
+    };
+
+    // A local directory is reloaded as soon as a file changes.
+    let _watcher = match (&watch_dir, a.once) {
+        (Some(dir), false) => {
+            let wake = tx.clone();
+            Some(
+                kompox::source::watch::DirWatcher::with_handler(
+                    dir,
+                    kompox::source::watch::DirWatcher::DEFAULT_DEBOUNCE,
+                    move |_| {
+                        let _ = wake.try_send(Trigger::Manual);
+                    },
+                )
+                .with_context(|| format!("cannot watch `{}`", dir.display()))?,
+            )
+        }
+        _ => None,
     };
 
     // The first fetch and connection: fail fast on bad settings.
@@ -396,9 +422,9 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
             continue;
         }
         metrics.set_queue_depth(rx.len());
-        let mut log = |e: kompox::apply::Event| log_event(&e);
+        let log = |e: kompox::apply::Event| log_event(&e);
         match controller
-            .iterate(start.elapsed(), force, jitter_source(), &mut log)
+            .iterate(start.elapsed(), force, jitter_source(), &log)
             .await
         {
             Ok(it) => {
@@ -490,6 +516,16 @@ fn record_metrics(m: &Metrics, it: &Iteration, seen: &mut std::collections::BTre
     }
     for app in &it.report.removed {
         m.remove_app(&app.to_string());
+    }
+    use kompox::metrics::ApiVerb;
+    for (verb, n) in [
+        (ApiVerb::List, it.report.reads),
+        (ApiVerb::Apply, it.report.applied),
+        (ApiVerb::Delete, it.report.pruned),
+    ] {
+        for _ in 0..n {
+            m.observe_api_request(verb, None, Some(200));
+        }
     }
     seen.extend(now_seen);
 }

@@ -998,10 +998,12 @@ impl HostAccess for SshHost {
         Ok(self.node(node)?.root.clone())
     }
 
+    /// `find -H`: a directory given as a symlink is listed like
+    /// `read_dir` lists it (followed); the entries themselves are not.
     fn list(&self, node: &str, dir: &Path) -> Result<Vec<Entry>, DriverError> {
         let d = self.check(node, dir)?;
         let script = format!(
-            "{}; [ -d {d} ] || {}; find {d} -mindepth 1 -maxdepth 1 -printf {}",
+            "{}; [ -d {d} ] || {}; find -H {d} -mindepth 1 -maxdepth 1 -printf {}",
             require(&d),
             fail_with(&d, "Not a directory", EXIT_WRONG_KIND),
             shell_quote("%y %m %U %G %P\\0")

@@ -112,6 +112,8 @@ pub struct Settings {
     pub status_namespace: Option<String>,
     /// This process's identity in Events.
     pub identity: String,
+    /// Apps applied at the same time.
+    pub concurrency: usize,
     /// A kubeconfig that replaces the Cluster's own access settings
     /// (`--kubeconfig`; in a pod the ServiceAccount is used instead).
     pub kubeconfig: Option<PathBuf>,
@@ -278,7 +280,7 @@ impl Controller {
         now: Duration,
         force: bool,
         random: f64,
-        on_event: &mut (dyn FnMut(Event) + Send),
+        on_event: &(dyn Fn(Event) + Sync),
     ) -> Result<Iteration, ReconcileError> {
         self.last_poll = now;
         let prepared = self.prepare().await;
@@ -301,6 +303,7 @@ impl Controller {
             policy: &self.settings.policy,
             force,
             apply: self.settings.apply.clone(),
+            concurrency: self.settings.concurrency,
         };
         let report = match pass::run(&conn, &input, on_event).await {
             Ok(r) => r,

@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
 use super::step::{self, AppState, Due, Outcome, Policy, Reason};
 use crate::apply::{self, ApplyOptions, ApplyReport, Event};
 use crate::cluster::{self, Connection};
@@ -33,6 +36,9 @@ pub struct PassInput<'a> {
     /// Work on every App regardless of its state (`--once`, a webhook).
     pub force: bool,
     pub apply: ApplyOptions,
+    /// Apps applied at the same time (DECISIONS 19: bounded work toward
+    /// the API server; each App's own writes stay in order).
+    pub concurrency: usize,
 }
 
 /// One App's result in a pass.
@@ -59,6 +65,11 @@ pub struct PassReport {
     /// to load or the workspace policy forbids it.
     pub removed_skipped: Vec<ResourceId>,
     pub writes: usize,
+    /// Objects applied and pruned (for the API request metrics).
+    pub applied: usize,
+    pub pruned: usize,
+    /// List requests of the observation.
+    pub reads: usize,
     /// Set when the pass could not start (cluster unreachable, …).
     pub error: Option<String>,
 }
@@ -111,7 +122,7 @@ fn summary_of(plan: &AppPlan) -> String {
 pub async fn run(
     conn: &Connection,
     input: &PassInput<'_>,
-    on_event: &mut (dyn FnMut(Event) + Send),
+    on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<PassReport, PassError> {
     let project = input.project;
     let apps: Vec<ResourceId> = project
@@ -137,6 +148,7 @@ pub async fn run(
     }
     let empty = BTreeMap::new();
     let mut total = ApplyReport::default();
+    let mut inflight = FuturesUnordered::new();
     for id in &apps {
         let Some(app) = project.kom.app(id) else {
             continue;
@@ -160,31 +172,69 @@ pub async fn run(
         let plan = planner.add(&outcome).clone();
         let suspended = app.policy.suspend
             || desired::context(&project.kom, app).is_some_and(|c| c.workspace.policy.suspend);
-        let result = match (&outcome.result, &plan.status) {
-            (Err(errs), _) | (_, AppStatus::Failed(errs)) => Outcome::LoadFailed {
+        let gated = match (&outcome.result, &plan.status) {
+            (Err(errs), _) | (_, AppStatus::Failed(errs)) => Some(Outcome::LoadFailed {
                 error: first_error(errs),
-            },
-            _ if suspended => Outcome::Suspended,
-            (Ok(_), _) if !plan.has_changes() => Outcome::UpToDate,
+            }),
+            _ if suspended => Some(Outcome::Suspended),
+            (Ok(_), _) if !plan.has_changes() => Some(Outcome::UpToDate),
             (Ok(_), _) if plan.counts().destructive > 0 && !app.policy.allow_destroy => {
-                Outcome::Blocked {
+                Some(Outcome::Blocked {
                     reason: format!(
                         "the plan has {} destructive change(s); set spec.policy.allowDestroy in the App's KOM to let the controller apply them, or apply by hand",
                         plan.counts().destructive
                     ),
-                }
+                })
             }
-            (Ok(_), _) if !conn.writer.may_write() => Outcome::NotLeader,
-            (Ok(d), _) => apply_one(conn, input, &observed, d, &plan, &mut total, on_event).await,
+            (Ok(_), _) if !conn.writer.may_write() => Some(Outcome::NotLeader),
+            (Ok(_), _) => None,
         };
-        report.apps.push(AppResult {
+        let summary = summary_of(&plan);
+        let done = |outcome: Outcome| AppResult {
             app_id: id.clone(),
             reason,
-            summary: summary_of(&plan),
-            outcome: result,
+            summary: summary.clone(),
+            outcome,
             duration: started.elapsed(),
-        });
+        };
+        match (gated, outcome.result) {
+            (Some(o), _) => report.apps.push(done(o)),
+            (None, Err(errs)) => report.apps.push(done(Outcome::LoadFailed {
+                error: first_error(&errs),
+            })),
+            (None, Ok(d)) => {
+                let (conn, observed) = (conn, &observed);
+                let id = id.clone();
+                inflight.push(async move {
+                    let mut own = ApplyReport::default();
+                    let mut events = |e: Event| on_event(e);
+                    let outcome =
+                        apply_one(conn, input, observed, &d, &plan, &mut own, &mut events).await;
+                    (
+                        AppResult {
+                            app_id: id,
+                            reason,
+                            summary,
+                            outcome,
+                            duration: started.elapsed(),
+                        },
+                        own,
+                    )
+                });
+                if inflight.len() >= input.concurrency.max(1)
+                    && let Some((r, own)) = inflight.next().await
+                {
+                    total.merge(&own);
+                    report.apps.push(r);
+                }
+            }
+        }
     }
+    while let Some((r, own)) = inflight.next().await {
+        total.merge(&own);
+        report.apps.push(r);
+    }
+    report.apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
     let plan = planner.finish();
     for p in plan
         .apps
@@ -198,7 +248,8 @@ pub async fn run(
         if !conn.writer.may_write() {
             continue;
         }
-        match apply::apply_removed(conn, p, &input.apply, &mut total, on_event).await {
+        let mut events = |e: Event| on_event(e);
+        match apply::apply_removed(conn, p, &input.apply, &mut total, &mut events).await {
             Ok(()) => report.removed.push(p.app_id.clone()),
             Err(e) => report.apps.push(AppResult {
                 app_id: p.app_id.clone(),
@@ -212,6 +263,9 @@ pub async fn run(
         }
     }
     report.writes = total.writes;
+    report.applied = total.applied;
+    report.pruned = total.pruned;
+    report.reads = observed.requests;
     Ok(report)
 }
 

@@ -9,6 +9,10 @@
 //! `node_modules`, …) are ignored, and so is reading a file: inotify
 //! reports opens, and without that filter the reconciler's own reload would
 //! trigger the next one, forever.
+//!
+//! The watch is recursive (inotify: one watch per directory, skipped
+//! directories included, since notify cannot prune them); symlinks are not
+//! followed.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +21,7 @@ use notify_debouncer_full::notify::{
     self, EventKind, RecommendedWatcher, RecursiveMode,
     event::{MetadataKind, ModifyKind},
 };
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 
 use super::SKIPPED_DIRS;
 
@@ -96,11 +100,21 @@ impl DirWatcher {
             source: notify::Error::io(e),
         })?;
         let events_root = root.clone();
-        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+        let on_events = move |result: DebounceEventResult| {
             if let Some(change) = relevant(&events_root, result) {
                 handler(change);
             }
-        })
+        };
+        // Symlinks are not followed, as FileTree::read_dir does not follow
+        // them: a link to `/` must not put the whole disk under watch.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut debouncer = new_debouncer_opt::<_, RecommendedWatcher, RecommendedCache>(
+            debounce,
+            None,
+            on_events,
+            RecommendedCache::new(),
+            config,
+        )
         .map_err(|source| WatchError::Watch {
             path: given.clone(),
             source,

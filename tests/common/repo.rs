@@ -24,6 +24,9 @@ use crate::testbed::Testbed;
 pub struct Repo {
     pub dir: tempfile::TempDir,
     pub ws: String,
+    /// The K3s nodes' directories ([`Repo::with_node_dirs`]): outside the
+    /// repository, so the project loader never reads disk data.
+    nodes: tempfile::TempDir,
 }
 
 impl Repo {
@@ -56,13 +59,17 @@ spec:
             "version: 1\napps:\n  - apps/*/kompoxapp.yml\n",
         );
         write(dir.path(), ".kompox/kom/shared.yml", &shared);
-        Repo { dir, ws }
+        Repo {
+            dir,
+            ws,
+            nodes: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Gives the K3s provider a directory per testbed node (the local
     /// host-access layer: each fake node maps to its own directory).
     pub fn with_node_dirs(&self, nodes: &[&str]) -> std::path::PathBuf {
-        let root = self.dir.path().join("nodes");
+        let root = self.nodes.path().to_path_buf();
         let roots: Vec<String> = nodes
             .iter()
             .map(|n| {

@@ -228,6 +228,12 @@ fn default_render_is_one_replica_with_recreate_and_no_leader_election() {
         lease["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.namespace"
     );
+    // The Lease holder identity is the pod's name.
+    let pod_name = env.iter().find(|e| e["name"] == "POD_NAME").unwrap();
+    assert_eq!(
+        pod_name["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
     // The cache is an emptyDir at --cache-dir.
     let pod = &d["spec"]["template"]["spec"];
     let cache = pod["volumes"]
@@ -262,6 +268,14 @@ fn leader_election_renders_two_replicas_with_leader_elect() {
         1,
         "{a:?}"
     );
+    let objs = render_with(&[
+        "leaderElection.enabled=true",
+        "leaderElection.leaseDuration=20s",
+        "git.driftInterval=5m",
+    ]);
+    let a = args(one(&objs, "Deployment"));
+    assert_eq!(flag_value(&a, "--lease-duration"), Some("20s"));
+    assert_eq!(flag_value(&a, "--drift-interval"), Some("5m"));
     let out = template(
         "kompox",
         "kompox-system",
@@ -639,9 +653,11 @@ impl Installed {
     }
 }
 
-/// Whether the ServiceAccount may `verb` `resource` (in `namespace`), as
-/// the API server's authorizer says (SelfSubjectAccessReview).
+/// Whether the ServiceAccount may `verb` `resource` (`pods` or
+/// `pods/exec`; in `namespace`), as the API server's authorizer says
+/// (SelfSubjectAccessReview).
 fn can(tb: &Testbed, inst: &Installed, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
     let (code, body) = inst.request(
         tb,
         reqwest::Method::POST,
@@ -650,7 +666,8 @@ fn can(tb: &Testbed, inst: &Installed, verb: &str, group: &str, resource: &str, 
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": {
-                "verb": verb, "group": group, "resource": resource, "namespace": ns}}
+                "verb": verb, "group": group, "resource": resource,
+                "subresource": subresource, "namespace": ns}}
         })),
     );
     assert_eq!(code, 201, "SelfSubjectAccessReview: {body}");
@@ -725,7 +742,19 @@ fn install(tb: &Testbed, prefix: &str) -> Installed {
     // informers: wait until both are in force. The guard is probed with a
     // dry run, so nothing is written if it is not active yet.
     tb.wait_for("the chart's RBAC in force", WAIT, || {
-        can(tb, &inst, "list", "", "secrets", "").then_some(())
+        // One permission from each binding: the writer and app-access
+        // ClusterRoles, the release-namespace Role.
+        (can(tb, &inst, "list", "", "secrets", "")
+            && can(tb, &inst, "create", "", "pods/exec", "")
+            && can(
+                tb,
+                &inst,
+                "create",
+                "coordination.k8s.io",
+                "leases",
+                &inst.namespace,
+            ))
+        .then_some(())
     });
     tb.wait_for("the chart's admission policy in force", WAIT, || {
         let (code, _) = inst.request(

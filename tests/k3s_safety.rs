@@ -529,7 +529,7 @@ fn deleting_the_assigned_disk_is_refused_and_its_data_stays() {
         Err(DriverError::Conflict(m)) => assert!(m.contains("assigned"), "{m}"),
         other => panic!("the driver must refuse: {other:?}"),
     }
-    assert_eq!(f.names("disk"), [name.clone()]);
+    assert_eq!(f.names("disk"), std::slice::from_ref(&name));
     assert_eq!(tree(&dir), before, "data untouched");
     // Once another disk is assigned, the old one can go.
     f.ok(&[

@@ -689,7 +689,7 @@ fn consistent_snapshot(
     let tty = std::io::stderr().is_terminal();
     let mut last_line = Duration::ZERO;
     let mut on_event = |e: StopEvent| match e {
-        StopEvent::Scaled { what, from, to } if to == 0 => {
+        StopEvent::Scaled { what, from, to: 0 } => {
             eprintln!("stopping {what} for a consistent snapshot (replicas {from} -> 0)")
         }
         StopEvent::Scaled { what, to, .. } => {

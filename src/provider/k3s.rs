@@ -1195,11 +1195,8 @@ impl K3sDriver {
         self.host.remove(&node, &partial)?;
         self.host.remove(&node, &dir)?;
         self.host.mkdir(&node, &partial)?;
-        let total = match &expect {
-            // A snapshot's recorded size; a disk's has to be measured.
-            Some(_) => None,
-            None => Some(self.host.disk_usage(&src_node, &src_dir)?),
-        };
+        // Measured first (a walk, no data read) so the bar has a total.
+        let total = Some(self.host.disk_usage(&src_node, &src_dir)?);
         let what = format!("snapshot {volume}/{name}");
         let sum = match self.copy_reporting(&what, total, (&src_node, &src_dir), (&node, &partial))
         {

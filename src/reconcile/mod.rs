@@ -62,20 +62,11 @@ impl RevisionSource for crate::source::git::GitSource {
 
     fn describe(&self) -> String {
         let s = self.spec();
-        format!("{} (branch {})", redact_url(&s.url), s.branch)
-    }
-}
-
-/// A URL without its user info (`https://user:token@host/…` →
-/// `https://***@host/…`), for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_string(),
+        format!(
+            "{} (branch {})",
+            crate::source::git::redact_url(&s.url),
+            s.branch
+        )
     }
 }
 

@@ -114,6 +114,9 @@ pub struct RunArgs {
     /// Apps applied at the same time (bounded work, DECISIONS 19).
     #[arg(long, env = "KOMPOX_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
+    /// Write requests per second toward the API server (0: unbounded).
+    #[arg(long, env = "KOMPOX_MAX_WRITE_RATE", default_value_t = 200.0)]
+    pub max_write_rate: f64,
     /// Use this kubeconfig instead of the Cluster's access settings.
     #[arg(long, env = "KOMPOX_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -287,6 +290,7 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         identity: identity.clone(),
         kubeconfig: a.kubeconfig.clone(),
         concurrency: a.concurrency.max(1),
+        write_rate: a.max_write_rate,
     };
     let mut controller = Controller::new(source, settings);
     let metrics = Arc::new(Metrics::new());

@@ -9,11 +9,13 @@
 
 mod kinds;
 mod observe;
+mod rate;
 mod scale;
 mod write;
 
 pub use kinds::{KINDS, KindInfo, kind_info};
 pub use observe::{Observed, observe};
+pub use rate::WriteRate;
 pub use scale::{connect_yaml, deployment_pods, deployment_replicas, scale_deployment};
 pub use write::{
     ApplyOutcome, WriteError, apply_object, delete_object, deployment_status, dry_run_apply,
@@ -68,6 +70,8 @@ pub struct Connection {
     pub url: String,
     /// Checked before every write: only the Lease holder writes.
     pub writer: crate::lease::WriteGuard,
+    /// Bounds the write requests per second (DECISIONS 19).
+    pub rate: WriteRate,
 }
 
 impl Connection {
@@ -139,5 +143,6 @@ async fn finish_connect(cluster: &str, config: kube::Config) -> Result<Connectio
         cluster: cluster.to_string(),
         url,
         writer: crate::lease::WriteGuard::always(),
+        rate: WriteRate::unlimited(),
     })
 }

@@ -107,6 +107,7 @@ async fn ssa(conn: &Connection, body: &Json, dry_run: bool) -> Result<ApplyOutco
     }
     let what = format!("apply {}", describe(body));
     if !dry_run {
+        conn.rate.acquire().await;
         conn.check_writer(&what)?;
     }
     let obj = api
@@ -143,6 +144,7 @@ pub async fn delete_object(
         body["metadata"]["namespace"] = Json::String(ns.to_string());
     }
     let (api, _) = api_for(conn, &body)?;
+    conn.rate.acquire().await;
     conn.check_writer(&format!("delete {}", describe(&body)))?;
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),

@@ -105,6 +105,8 @@ pub struct Settings {
     pub identity: String,
     /// Apps applied at the same time.
     pub concurrency: usize,
+    /// Write requests per second toward the API server (0: unbounded).
+    pub write_rate: f64,
     /// A kubeconfig that replaces the Cluster's own access settings
     /// (`--kubeconfig`; in a pod the ServiceAccount is used instead).
     pub kubeconfig: Option<PathBuf>,
@@ -237,6 +239,10 @@ impl Controller {
                 None => connect_cluster(&project, &root, &cluster_id).await?,
             };
             conn.writer = self.writer.clone();
+            conn.rate = cluster::WriteRate::new(
+                self.settings.write_rate,
+                (self.settings.write_rate / 2.0).ceil() as u32,
+            );
             self.conn = Some(conn);
         }
         Ok((revision, tree, project, root))

@@ -355,7 +355,7 @@ fn ssh_bench(rt: &tokio::runtime::Runtime) {
             .collect();
         std::fs::write(sub.join(format!("f{i:03}")), data).expect("write");
     }
-    let kib = TREE_FILES * TREE_FILE_BYTES >> 10;
+    let kib = (TREE_FILES * TREE_FILE_BYTES) >> 10;
     let (_, ssh_snap) = timed(|| {
         rt.block_on(ssh.create_snapshot(&scope, "data", "s-ssh", None))
             .expect("ssh snapshot")

@@ -821,3 +821,68 @@ async fn calls_share_one_connection_that_closes_with_the_driver() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_connection_lost_mid_read_is_an_error_never_a_short_file() {
+    let one = OneServer::start();
+    let h = one.host();
+    let root = one.roots["node-a"].clone();
+    std::fs::create_dir_all(&root).unwrap();
+    let f = root.join("big");
+    std::fs::write(&f, pseudo_random(48 << 20, 3)).unwrap();
+    let mut r = h.open_read("node-a", &f).unwrap();
+    let mut head = vec![0u8; 1 << 20];
+    r.read_exact(&mut head).unwrap();
+    one.sshd.drop_connections();
+    let mut rest = Vec::new();
+    let e = r.read_to_end(&mut rest).unwrap_err();
+    assert!(
+        (head.len() + rest.len()) < 48 << 20,
+        "the whole file arrived before the cut"
+    );
+    let d = DriverError::from_io(&e, "read");
+    assert!(
+        matches!(&d, DriverError::Transient(m) if m.contains("node `node-a`") && m.contains(&one.sshd.address())),
+        "{d:?}"
+    );
+    // The next call connects again by itself.
+    assert!(h.exists("node-a", &f).unwrap());
+    assert_eq!(h.read("node-a", &root.join("big")).unwrap().len(), 48 << 20);
+}
+
+#[test]
+fn a_login_shell_that_prints_is_a_clear_error() {
+    let one = OneServer::start();
+    let shell = std::process::Command::new("getent")
+        .args(["passwd", &one.sshd.user])
+        .output()
+        .unwrap();
+    let shell = String::from_utf8_lossy(&shell.stdout);
+    if !shell.trim_end().ends_with("/bash") {
+        // Only bash reads a start-up file for commands run by sshd.
+        println!("login shell is not bash ({shell}): nothing to provoke");
+        return;
+    }
+    let root = one.roots["node-a"].clone();
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("f"), b"data").unwrap();
+    // sshd's HOME for the session is the harness's home directory.
+    std::fs::write(
+        one.sshd.dir.join("home/.bashrc"),
+        "echo welcome to node-a\n",
+    )
+    .unwrap();
+    let h = one.host();
+    let e = match h.open_read("node-a", &root.join("f")) {
+        Ok(_) => panic!("a polluted stream was accepted"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&e, DriverError::Io(m) if m.contains("must print nothing") && m.contains("node `node-a`")),
+        "{e:?}"
+    );
+    assert!(
+        h.list("node-a", &root).is_err(),
+        "polluted listing accepted"
+    );
+}

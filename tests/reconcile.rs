@@ -540,6 +540,34 @@ fn a_push_to_the_git_repository_is_applied_on_a_signed_webhook_only() {
         metrics.contains(&format!("revision=\"{commit}\"")),
         "{metrics}"
     );
+    // A broken app file pushed: its error is reported; reverted: converges.
+    let good = std::fs::read_to_string(work.path().join("apps/web/compose.yml")).unwrap();
+    std::fs::write(
+        work.path().join("apps/web/compose.yml"),
+        "services:\n  web: {image: [broken]}\n",
+    )
+    .unwrap();
+    let broken = work.commit("break web");
+    work.push("main");
+    assert_eq!(push_hook(port, secret, "main", &broken, "d-4"), 202);
+    let st = tb.wait_for("the broken revision reported", WAIT, || {
+        let st = status(tb, &ctl);
+        (st["web"]["revision"] == broken.as_str()).then_some(st)
+    });
+    assert_eq!(st["web"]["result"], "load-failed", "{st}");
+    assert_eq!(st["web"]["applied_revision"], commit.as_str(), "{st}");
+    assert!(deployment_has(tb, &ns, "pushed-by-git"), "left as it was");
+    std::fs::write(work.path().join("apps/web/compose.yml"), &good).unwrap();
+    let fixed = work.commit("revert");
+    work.push("main");
+    assert_eq!(push_hook(port, secret, "main", &fixed, "d-5"), 202);
+    let st = tb.wait_for("the revert converged", WAIT, || {
+        let st = status(tb, &ctl);
+        (st["web"]["revision"] == fixed.as_str()).then_some(st)
+    });
+    assert_eq!(st["web"]["result"], "up-to-date", "{st}");
+    assert_eq!(st["web"]["applied_revision"], fixed.as_str(), "{st}");
+
     controller.stop();
     let log = stderr();
     assert!(
@@ -547,4 +575,33 @@ fn a_push_to_the_git_repository_is_applied_on_a_signed_webhook_only() {
         "the Git token leaked into the log"
     );
     eprintln!("push → applied: {took:?}");
+}
+
+#[test]
+fn an_object_an_app_no_longer_declares_is_pruned_by_the_controller() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "rcprune");
+    let ctl = control_namespace(tb, "rcprune-ctl");
+    repo.app("web", "", WEB);
+    let ns = repo.namespace("web");
+    let out = once(&repo, &ctl);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cache = format!("/api/v1/namespaces/{ns}/services/cache");
+    assert!(exists(tb, &cache), "each service has its Service");
+    // The `cache` service is gone from compose: its Service goes too.
+    repo.app(
+        "web",
+        "",
+        "services:\n  web:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n    environment: {GREETING: hello}\n",
+    );
+    let out = once(&repo, &ctl);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("/app/web: applied"), "{t}");
+    assert!(t.contains("1 to prune"), "{t}");
+    assert!(
+        !exists(tb, &cache),
+        "the Service of the removed service is pruned"
+    );
+    assert!(deployment_has(tb, &ns, "hello"), "the Deployment stays");
 }

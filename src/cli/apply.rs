@@ -57,7 +57,7 @@ impl Default for LeaseArgs {
 
 /// A Lease held for the duration of an apply; released on drop of the
 /// runtime work (`release`).
-struct HeldLease {
+pub struct HeldLease {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -65,13 +65,13 @@ struct HeldLease {
 /// Takes the writer Lease of a cluster for this apply: refused while a
 /// controller (or another apply) holds it, unless `--force`. No Lease
 /// namespace means no controller runs there: nothing to take.
-fn take_lease(
+pub fn take_lease(
     rt: &tokio::runtime::Runtime,
-    run: &mut ClusterRun,
+    conn: &mut kompox::cluster::Connection,
     lease: &LeaseArgs,
 ) -> anyhow::Result<Option<HeldLease>> {
     use kompox::lease::{Elector, LeaseConfig};
-    let client = run.conn.client.clone();
+    let client = conn.client.clone();
     let ns_api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
     if !matches!(
         rt.block_on(ns_api.get_opt(&lease.lease_namespace)),
@@ -88,14 +88,14 @@ fn take_lease(
         LeaseConfig::new(&lease.lease_namespace, &lease.lease_name, &identity),
     );
     rt.block_on(elector.acquire_once(lease.force))
-        .with_context(|| format!("cluster `{}`", run.conn.cluster))?;
-    run.conn.writer = elector.guard();
+        .with_context(|| format!("cluster `{}`", conn.cluster))?;
+    conn.writer = elector.guard();
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = rt.spawn(elector.run(rx, |_| {}));
     Ok(Some(HeldLease { stop, task }))
 }
 
-fn release(rt: &tokio::runtime::Runtime, held: Vec<HeldLease>) {
+pub fn release(rt: &tokio::runtime::Runtime, held: Vec<HeldLease>) {
     for h in held {
         let _ = h.stop.send(true);
         let _ = rt.block_on(h.task);
@@ -158,7 +158,7 @@ pub fn execute(
     }
     let mut held = Vec::new();
     for run in &mut runs {
-        match take_lease(&rt, run, lease) {
+        match take_lease(&rt, &mut run.conn, lease) {
             Ok(Some(h)) => held.push(h),
             Ok(None) => {}
             Err(e) => {

@@ -115,6 +115,9 @@ pub enum SnapshotCommand {
         /// Seconds to wait for the App's pods to stop (with --consistent).
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         timeout: u64,
+        /// The writer Lease (with --consistent: stopping the App is a write).
+        #[command(flatten)]
+        lease: super::apply::LeaseArgs,
     },
     /// Delete a snapshot.
     #[command(disable_version_flag = true)]
@@ -596,6 +599,7 @@ pub fn run_snapshot(g: &GlobalArgs, args: &SnapshotArgs) -> anyhow::Result<i32> 
             source,
             consistent,
             timeout,
+            lease,
         } => {
             let source = source
                 .as_deref()
@@ -613,6 +617,7 @@ pub fn run_snapshot(g: &GlobalArgs, args: &SnapshotArgs) -> anyhow::Result<i32> 
                     &name,
                     source,
                     Duration::from_secs(*timeout),
+                    lease,
                 );
             }
             if t.driver.snapshot_consistency() == SnapshotConsistency::FileLevel {
@@ -683,8 +688,12 @@ fn consistent_snapshot(
     name: &str,
     source: Option<Source>,
     timeout: Duration,
+    lease: &super::apply::LeaseArgs,
 ) -> anyhow::Result<i32> {
-    let conn = t.connect()?;
+    let mut conn = t.connect()?;
+    // Stopping and starting the App are writes: the same Lease as `apply`,
+    // so a running controller does not start the App mid-copy.
+    let held = super::apply::take_lease(&t.rt, &mut conn, lease)?;
     let (ns, deployment) = (&t.names.namespace, &t.names.workload);
     let tty = std::io::stderr().is_terminal();
     let mut last_line = Duration::ZERO;
@@ -734,9 +743,9 @@ fn consistent_snapshot(
                 r
             },
         ))
-        .map_err(|e| {
-            anyhow!("snapshot create `{name}` --consistent: {e}; no snapshot was taken")
-        })?;
+        .map_err(|e| anyhow!("snapshot create `{name}` --consistent: {e}; no snapshot was taken"));
+    super::apply::release(&t.rt, held.into_iter().collect());
+    let run = run?;
     match (run.result, run.restored) {
         (Ok(snap), Ok(())) => {
             eprintln!("created snapshot `{}` of volume `{volume}`", snap.name);

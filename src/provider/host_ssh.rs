@@ -15,8 +15,8 @@
 //!   calls. Connection multiplexing (`ControlMaster=auto`, a socket per
 //!   node address in a private directory, `ControlPersist`) makes each
 //!   call one short `ssh` process on an already authenticated connection
-//!   (about 10 ms on loopback) instead of a new key exchange (about
-//!   200 ms).
+//!   (about 10 ms on loopback) instead of a new connection and key
+//!   exchange (about 270 ms; see docs/performance.md).
 //!
 //! The cost is a process per call, and requirements on the node: sshd, a
 //! POSIX login shell for the SSH user (sh, dash, bash), GNU coreutils and
@@ -580,23 +580,38 @@ impl SshHost {
             outcome: None,
         };
         let mut byte = [0u8; 1];
-        let ready = loop {
+        let first = loop {
             match run.stdout.as_mut().map(|o| o.read(&mut byte)) {
-                Some(Ok(1)) => break byte[0] == READY,
+                Some(Ok(1)) => break Some(byte[0]),
                 Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                _ => break false,
+                _ => break None,
             }
         };
-        if ready {
-            Ok(run)
-        } else {
-            run.stdin = None;
-            match run.conclude() {
-                Err(e) => Err(e),
-                Ok(()) => Err(DriverError::Io(format!(
-                    "{}: the remote command did not start as expected",
+        match first {
+            Some(READY) => Ok(run),
+            Some(_) => {
+                // Something printed before the script ran (a login shell
+                // that talks): the stream cannot be trusted, and the
+                // remote may keep writing, so stop it instead of waiting.
+                let e = DriverError::Io(format!(
+                    "{}: unexpected output before the data; the login shell of the SSH user \
+                     must print nothing for non-interactive commands",
                     run.fail.context()
-                ))),
+                ));
+                drop(run);
+                Err(e)
+            }
+            None => {
+                // The script ended before it was ready (missing file,
+                // refused connection…): its exit says why.
+                run.stdout = None;
+                match run.conclude() {
+                    Err(e) => Err(e),
+                    Ok(()) => Err(DriverError::Io(format!(
+                        "{}: the remote command ended before its data",
+                        run.fail.context()
+                    ))),
+                }
             }
         }
     }

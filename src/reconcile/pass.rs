@@ -147,12 +147,25 @@ pub async fn run(
         planner.add_failed_file(&path, &errs);
     }
     let empty = BTreeMap::new();
-    let mut total = ApplyReport::default();
-    let mut inflight = FuturesUnordered::new();
+    // Phase 1: plan every App of the cluster (prunes and removed Apps need
+    // them all), keeping only the plans: each App's objects are dropped
+    // as soon as it is planned, and so are the rendered diffs nobody reads
+    // here. Converting again in phase 2 costs well under a millisecond
+    // per App; holding every App's objects would cost far more memory.
+    let mut due: BTreeMap<ResourceId, Reason> = BTreeMap::new();
     for id in &apps {
         let Some(app) = project.kom.app(id) else {
             continue;
         };
+        let outcome = desired::build_app(
+            &project.kom,
+            input.tree,
+            app,
+            disks.get(id).unwrap_or(&empty),
+        );
+        for c in &mut planner.add(&outcome).changes {
+            c.diff = None;
+        }
         let reason = if input.force {
             Reason::Forced
         } else {
@@ -162,34 +175,40 @@ pub async fn run(
                 Due::Later(_) => continue,
             }
         };
+        due.insert(id.clone(), reason);
+    }
+    let plan = planner.finish();
+
+    // Phase 2: gate and apply the Apps that are due.
+    let mut total = ApplyReport::default();
+    let mut inflight = FuturesUnordered::new();
+    for app_plan in plan.apps.iter().filter(|p| due.contains_key(&p.app_id)) {
+        let id = &app_plan.app_id;
+        let Some(app) = project.kom.app(id) else {
+            continue;
+        };
+        let reason = due[id];
         let started = Instant::now();
-        let outcome = desired::build_app(
-            &project.kom,
-            input.tree,
-            app,
-            disks.get(id).unwrap_or(&empty),
-        );
-        let plan = planner.add(&outcome).clone();
         let suspended = app.policy.suspend
             || desired::context(&project.kom, app).is_some_and(|c| c.workspace.policy.suspend);
-        let gated = match (&outcome.result, &plan.status) {
-            (Err(errs), _) | (_, AppStatus::Failed(errs)) => Some(Outcome::LoadFailed {
+        let gated = match &app_plan.status {
+            AppStatus::Failed(errs) => Some(Outcome::LoadFailed {
                 error: first_error(errs),
             }),
             _ if suspended => Some(Outcome::Suspended),
-            (Ok(_), _) if !plan.has_changes() => Some(Outcome::UpToDate),
-            (Ok(_), _) if plan.counts().destructive > 0 && !app.policy.allow_destroy => {
+            _ if !app_plan.has_changes() => Some(Outcome::UpToDate),
+            _ if app_plan.counts().destructive > 0 && !app.policy.allow_destroy => {
                 Some(Outcome::Blocked {
                     reason: format!(
                         "the plan has {} destructive change(s); set spec.policy.allowDestroy in the App's KOM to let the controller apply them, or apply by hand",
-                        plan.counts().destructive
+                        app_plan.counts().destructive
                     ),
                 })
             }
-            (Ok(_), _) if !conn.writer.may_write() => Some(Outcome::NotLeader),
-            (Ok(_), _) => None,
+            _ if !conn.writer.may_write() => Some(Outcome::NotLeader),
+            _ => None,
         };
-        let summary = summary_of(&plan);
+        let summary = summary_of(app_plan);
         let done = |outcome: Outcome| AppResult {
             app_id: id.clone(),
             reason,
@@ -197,45 +216,56 @@ pub async fn run(
             outcome,
             duration: started.elapsed(),
         };
-        match (gated, outcome.result) {
-            (Some(o), _) => report.apps.push(done(o)),
-            (None, Err(errs)) => report.apps.push(done(Outcome::LoadFailed {
-                error: first_error(&errs),
-            })),
-            (None, Ok(d)) => {
-                let (conn, observed) = (conn, &observed);
-                let id = id.clone();
-                inflight.push(async move {
-                    let mut own = ApplyReport::default();
-                    let mut events = |e: Event| on_event(e);
-                    let outcome =
-                        apply_one(conn, input, observed, &d, &plan, &mut own, &mut events).await;
-                    (
-                        AppResult {
-                            app_id: id,
-                            reason,
-                            summary,
-                            outcome,
-                            duration: started.elapsed(),
-                        },
-                        own,
-                    )
-                });
-                if inflight.len() >= input.concurrency.max(1)
-                    && let Some((r, own)) = inflight.next().await
-                {
-                    total.merge(&own);
-                    report.apps.push(r);
-                }
+        if let Some(o) = gated {
+            report.apps.push(done(o));
+            continue;
+        }
+        let outcome = desired::build_app(
+            &project.kom,
+            input.tree,
+            app,
+            disks.get(id).unwrap_or(&empty),
+        );
+        let d = match outcome.result {
+            Ok(d) => d,
+            Err(errs) => {
+                report.apps.push(done(Outcome::LoadFailed {
+                    error: first_error(&errs),
+                }));
+                continue;
             }
+        };
+        let (conn, observed) = (conn, &observed);
+        let id = id.clone();
+        inflight.push(async move {
+            let mut own = ApplyReport::default();
+            let mut events = |e: Event| on_event(e);
+            let outcome =
+                apply_one(conn, input, observed, &d, app_plan, &mut own, &mut events).await;
+            (
+                AppResult {
+                    app_id: id,
+                    reason,
+                    summary,
+                    outcome,
+                    duration: started.elapsed(),
+                },
+                own,
+            )
+        });
+        if inflight.len() >= input.concurrency.max(1)
+            && let Some((r, own)) = inflight.next().await
+        {
+            total.merge(&own);
+            report.apps.push(r);
         }
     }
     while let Some((r, own)) = inflight.next().await {
         total.merge(&own);
         report.apps.push(r);
     }
+    drop(inflight);
     report.apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
-    let plan = planner.finish();
     for p in plan
         .apps
         .iter()

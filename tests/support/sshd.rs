@@ -350,6 +350,43 @@ LogLevel INFO
         self.log().matches("Accepted publickey").count()
     }
 
+    /// Kills this server's connection processes (the descendants of its
+    /// listener, found in /proc), as a network failure would cut the
+    /// connections; the listener keeps accepting new ones.
+    pub fn drop_connections(&self) {
+        let Some(listener) = self.child.as_ref().map(|c| c.id()) else {
+            return;
+        };
+        let parent_of = |pid: u32| -> Option<u32> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces and parens.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split_whitespace().nth(1)?.parse().ok()
+        };
+        let pids: Vec<u32> = std::fs::read_dir("/proc")
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let descends = |mut pid: u32| {
+            while let Some(pp) = parent_of(pid) {
+                if pp == listener {
+                    return true;
+                }
+                if pp <= 1 {
+                    return false;
+                }
+                pid = pp;
+            }
+            false
+        };
+        for pid in pids.into_iter().filter(|p| *p != listener && descends(*p)) {
+            // SAFETY: kill(2) on a descendant of our own sshd.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+
     /// sshd's log so far (stderr, `-e`).
     pub fn log(&self) -> String {
         let mut s = String::new();

@@ -156,6 +156,7 @@ fn init_logging(g: &GlobalArgs) {
     let filter = tracing_subscriber::EnvFilter::new(format!("kompox={level}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match g.log_format {
         LogFormat::Json => builder.json().try_init(),

@@ -110,6 +110,16 @@ pub async fn connect(
         path: path.to_string(),
         source,
     })?;
+    connect_with(cluster, path, kubeconfig, context).await
+}
+
+/// Connects with a parsed kubeconfig; `what` names where it came from.
+async fn connect_with(
+    cluster: &str,
+    what: &str,
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+) -> Result<Connection, ConnectError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
@@ -117,7 +127,7 @@ pub async fn connect(
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|source| ConnectError::Config {
-            path: path.to_string(),
+            path: what.to_string(),
             cluster: cluster.to_string(),
             source,
         })?;

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::Kubeconfig;
 
 use super::write::{FIELD_MANAGER, WriteError};
 use super::{ConnectError, Connection};
@@ -113,16 +113,5 @@ pub async fn connect_yaml(
         path: what.to_string(),
         source,
     })?;
-    let options = KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|source| ConnectError::Config {
-            path: what.to_string(),
-            cluster: cluster.to_string(),
-            source,
-        })?;
-    super::finish_connect(cluster, config).await
+    super::connect_with(cluster, what, kubeconfig, context).await
 }

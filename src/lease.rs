@@ -240,7 +240,24 @@ impl Elector {
     /// A failed round keeps the current deadline, which then runs out on
     /// its own: an unreachable API server stops writes within the lease.
     pub async fn tick(&mut self) -> Result<bool, LeaseError> {
-        self.round(false).await
+        let current = self.get().await?;
+        let record = current.as_ref().map(Record::of);
+        let now = Instant::now();
+        let unchanged_for = match (&self.seen, &record) {
+            (Some((old, since)), Some(r)) if old == r => now.duration_since(*since),
+            _ => Duration::ZERO,
+        };
+        if let Some(r) = &record
+            && self.seen.as_ref().map(|(o, _)| o) != Some(r)
+        {
+            self.seen = Some((r.clone(), now));
+        }
+        let step = decide(record.as_ref(), &self.cfg.identity, unchanged_for);
+        if let Step::Follow { .. } = step {
+            self.guard.set(None);
+            return Ok(false);
+        }
+        self.write(step, current).await
     }
 
     /// One round with the CLI's rule: fails with `HeldBy` when another
@@ -249,24 +266,22 @@ impl Elector {
         let current = self.get().await?;
         let record = current.as_ref().map(Record::of);
         let now = Timestamp::now().as_microsecond();
-        if let Step::Follow { holder } = decide_once(record.as_ref(), &self.cfg.identity, now)
-            && !force
-        {
-            let r = record.unwrap_or(Record {
-                holder: None,
-                renew_micros: None,
-                duration_secs: 0,
-                transitions: 0,
-            });
-            return Err(LeaseError::HeldBy {
-                namespace: self.cfg.namespace.clone(),
-                name: self.cfg.name.clone(),
-                holder,
-                age_secs: (now - r.renew_micros.unwrap_or(now)) / 1_000_000,
-                duration_secs: r.duration_secs,
-            });
-        }
         let step = match decide_once(record.as_ref(), &self.cfg.identity, now) {
+            Step::Follow { holder } if !force => {
+                let r = record.unwrap_or(Record {
+                    holder: None,
+                    renew_micros: None,
+                    duration_secs: 0,
+                    transitions: 0,
+                });
+                return Err(LeaseError::HeldBy {
+                    namespace: self.cfg.namespace.clone(),
+                    name: self.cfg.name.clone(),
+                    holder,
+                    age_secs: (now - r.renew_micros.unwrap_or(now)) / 1_000_000,
+                    duration_secs: r.duration_secs,
+                });
+            }
             Step::Follow { .. } => Step::TakeOver,
             s => s,
         };
@@ -287,27 +302,6 @@ impl Elector {
             .get_opt(&self.cfg.name)
             .await
             .map_err(|e| self.api_err(e))
-    }
-
-    async fn round(&mut self, _once: bool) -> Result<bool, LeaseError> {
-        let current = self.get().await?;
-        let record = current.as_ref().map(Record::of);
-        let now = Instant::now();
-        let unchanged_for = match (&self.seen, &record) {
-            (Some((old, since)), Some(r)) if old == r => now.duration_since(*since),
-            _ => Duration::ZERO,
-        };
-        if let Some(r) = &record
-            && self.seen.as_ref().map(|(o, _)| o) != Some(r)
-        {
-            self.seen = Some((r.clone(), now));
-        }
-        let step = decide(record.as_ref(), &self.cfg.identity, unchanged_for);
-        if let Step::Follow { .. } = step {
-            self.guard.set(None);
-            return Ok(false);
-        }
-        self.write(step, current).await
     }
 
     /// Creates, renews or takes over; `false` when another writer won.

@@ -79,10 +79,11 @@ pub fn take_lease(
     ) {
         return Ok(None);
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    let identity = format!("kompoxops-cli@{host}:{}", std::process::id());
+    let identity = format!(
+        "kompoxops-cli@{}:{}",
+        super::reconcile::hostname(),
+        std::process::id()
+    );
     let mut elector = Elector::new(
         client,
         LeaseConfig::new(&lease.lease_namespace, &lease.lease_name, &identity),

@@ -185,10 +185,14 @@ fn identity() -> String {
     {
         return pod;
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+/// This machine's name, for Lease identities.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn read_secret(path: &PathBuf, what: &str) -> anyhow::Result<String> {
@@ -392,7 +396,6 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
     let start = Instant::now();
     let mut code = 0;
     let mut deadline = tokio::time::Instant::now();
-    let mut seen_apps: std::collections::BTreeSet<String> = Default::default();
     let branch_ref = format!("refs/heads/{}", a.branch);
     loop {
         let force = if a.once {
@@ -433,7 +436,7 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         {
             Ok(it) => {
                 ready.store(true, Ordering::Relaxed);
-                record_metrics(&metrics, &it, &mut seen_apps);
+                record_metrics(&metrics, &it);
                 report(&it, a.once);
                 if it
                     .report
@@ -508,15 +511,13 @@ fn log_event(e: &kompox::apply::Event) {
     }
 }
 
-fn record_metrics(m: &Metrics, it: &Iteration, seen: &mut std::collections::BTreeSet<String>) {
-    let mut now_seen = std::collections::BTreeSet::new();
+fn record_metrics(m: &Metrics, it: &Iteration) {
     for r in &it.report.apps {
         let app = r.app_id.to_string();
         m.observe_reconcile(&app, result_of(&r.outcome), r.duration);
         if matches!(r.outcome, Outcome::Applied { .. } | Outcome::UpToDate) {
             m.set_applied_revision(&app, &it.revision);
         }
-        now_seen.insert(app);
     }
     for app in &it.report.removed {
         m.remove_app(&app.to_string());
@@ -531,7 +532,6 @@ fn record_metrics(m: &Metrics, it: &Iteration, seen: &mut std::collections::BTre
             m.observe_api_request(verb, None, Some(200));
         }
     }
-    seen.extend(now_seen);
 }
 
 fn report(it: &Iteration, once: bool) {

@@ -130,18 +130,6 @@ pub enum ReconcileError {
     Pass(#[from] pass::PassError),
 }
 
-impl ReconcileError {
-    /// Short label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ReconcileError::Fetch { .. } => "fetch-failed",
-            ReconcileError::Load(_) => "load-failed",
-            ReconcileError::Cluster(_) | ReconcileError::Connect(_) => "cluster-unreachable",
-            ReconcileError::Pass(_) => "observe-failed",
-        }
-    }
-}
-
 /// What an iteration did and when to run the next one.
 #[derive(Debug, Clone)]
 pub struct Iteration {

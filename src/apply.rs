@@ -415,12 +415,20 @@ fn live_inventory_lines(live: &Live, namespace: &str) -> Option<BTreeSet<String>
 /// would update: a rejected immutable field turns the update into a
 /// replace (Disruptive) — except for PVs and PVCs, which need a person.
 /// Objects planned as no-op or create are not sent, so a no-op plan makes
-/// no write-path request. Returns the number of dry-run requests.
-pub async fn refine_with_dry_run(conn: &Connection, app: &AppDesired, plan: &mut AppPlan) -> usize {
+/// no write-path request.
+///
+/// Read-only credentials (a pull-request planner) may not patch, so a
+/// dry-run answered 403 stops the refinement: the plan stays as computed
+/// locally and the outcome says the preview was not possible.
+pub async fn refine_with_dry_run(
+    conn: &Connection,
+    app: &AppDesired,
+    plan: &mut AppPlan,
+) -> DryRunOutcome {
     use crate::plan::Risk;
     let desired: BTreeMap<ObjectKey, &Object> =
         app.objects.iter().map(|o| (ObjectKey::of(o), o)).collect();
-    let mut requests = 0;
+    let mut out = DryRunOutcome::default();
     for c in plan
         .changes
         .iter_mut()
@@ -429,9 +437,13 @@ pub async fn refine_with_dry_run(conn: &Connection, app: &AppDesired, plan: &mut
         let Some(o) = key_of_target(&c.target).and_then(|k| desired.get(&k).copied()) else {
             continue;
         };
-        requests += 1;
+        out.requests += 1;
         match cluster::dry_run_apply(conn, &o.body).await {
             Ok(_) => {}
+            Err(cluster::WriteError::Api { code: 403, .. }) => {
+                out.forbidden = true;
+                break;
+            }
             Err(e) if e.is_immutable() => {
                 if matches!(
                     o.kind.as_str(),
@@ -453,7 +465,17 @@ pub async fn refine_with_dry_run(conn: &Connection, app: &AppDesired, plan: &mut
             )),
         }
     }
-    requests
+    out
+}
+
+/// What [`refine_with_dry_run`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DryRunOutcome {
+    /// Dry-run requests sent.
+    pub requests: usize,
+    /// The API server refused a dry-run (403): the credentials may not
+    /// patch, so field-level checks were skipped.
+    pub forbidden: bool,
 }
 
 /// The disk phase of an apply (DECISIONS 11): for every volume without an

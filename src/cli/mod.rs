@@ -11,6 +11,7 @@ mod destroy;
 mod init;
 mod output;
 mod plan;
+mod plan_pr;
 mod project;
 mod reconcile;
 mod render;

@@ -32,6 +32,8 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub pr: super::plan_pr::PrArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -73,6 +75,9 @@ pub fn select(g: &GlobalArgs) -> anyhow::Result<Result<Selected, i32>> {
 }
 
 pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
+    if let Some(pr) = &args.pr.pr {
+        return super::plan_pr::run(g, args, pr);
+    }
     let sel = match select(g)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -124,10 +129,13 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs) -> anyhow::Result<i32> {
 }
 
 pub fn header(sel: &Selected, live: LiveDescription) -> Header {
+    header_of(&sel.loaded.root, &sel.project, live)
+}
+
+pub fn header_of(root: &std::path::Path, project: &Project, live: LiveDescription) -> Header {
     Header {
-        revision: kompox::source::git_head(&sel.loaded.root),
-        workspace: sel
-            .project
+        revision: kompox::source::git_head(root),
+        workspace: project
             .kom
             .workspaces
             .iter()
@@ -217,7 +225,12 @@ fn plan_one(
         }
         let app_plan = planner.add(&outcome);
         if let (Some((rt, run)), Ok(d)) = (cluster, &outcome.result) {
-            rt.block_on(kompox::apply::refine_with_dry_run(&run.conn, d, app_plan));
+            let dry = rt.block_on(kompox::apply::refine_with_dry_run(&run.conn, d, app_plan));
+            if dry.forbidden {
+                app_plan
+                    .warnings
+                    .push(kompox::review::PREVIEW_FORBIDDEN.into());
+            }
             if let Some(w) = kompox::plan::scheduling::unschedulable_warning(d, &run.observed.nodes)
             {
                 app_plan.warnings.push(w);

@@ -120,6 +120,14 @@ pub struct RunArgs {
     /// Use this kubeconfig instead of the Cluster's access settings.
     #[arg(long, env = "KOMPOX_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// File holding a forge token: turns on pull-request plan comments
+    /// (pull-request webhooks are then planned and commented on).
+    #[arg(long, env = "KOMPOX_FORGE_TOKEN_FILE", value_name = "FILE")]
+    pub forge_token_file: Option<PathBuf>,
+    /// The forge's base URL (GitHub: https://api.github.com by default;
+    /// Gitea: required).
+    #[arg(long, env = "KOMPOX_FORGE_URL", value_name = "URL")]
+    pub forge_url: Option<String>,
 }
 
 /// `30s`, `1m`, `1h30m`, `500ms`, or plain seconds.
@@ -257,6 +265,40 @@ fn result_of(o: &Outcome) -> ReconcileResult {
     }
 }
 
+/// Plans a pull request and comments on it; failures are logged (the
+/// next push to the pull request tries again).
+async fn review_pull(
+    controller: &mut Controller,
+    ev: &kompox::webhook::PullRequestEvent,
+    a: &RunArgs,
+    token: &str,
+) {
+    use kompox::forge::{ForgeAuth, ForgeClient};
+    let client = match ForgeClient::new(
+        ev.forge,
+        a.forge_url.as_deref(),
+        ForgeAuth::Token(token.to_string()),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "pull-request plan: no forge client");
+            return;
+        }
+    };
+    match controller.review_pull_request(ev, &client).await {
+        Ok(r) => tracing::info!(
+            pr = %r.pr,
+            revision = %r.revision,
+            planned = r.planned,
+            status = %r.status,
+            created = r.comments.created.len(),
+            updated = r.comments.updated.len(),
+            "pull-request plan posted"
+        ),
+        Err(e) => tracing::error!(number = ev.number, error = %e, "pull-request plan failed"),
+    }
+}
+
 /// A number in `[0, 1)` for the poll jitter (not security relevant).
 fn jitter_source() -> f64 {
     let nanos = std::time::SystemTime::now()
@@ -297,6 +339,11 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
         write_rate: a.max_write_rate,
     };
     let mut controller = Controller::new(source, settings);
+    let forge_token = a
+        .forge_token_file
+        .as_ref()
+        .map(|f| read_secret(f, "forge token"))
+        .transpose()?;
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Trigger>(16);
@@ -413,7 +460,12 @@ async fn run_controller(g: &GlobalArgs, a: &RunArgs) -> anyhow::Result<i32> {
                             tracing::info!(commit = %p.after_commit, "push webhook: reconciling now");
                         }
                         Some(Trigger::PullRequest(p)) => {
-                            tracing::info!(number = p.number, "pull-request webhook: not handled by this controller");
+                            // Read-only, so any replica may answer it: a
+                            // webhook reaches only one of them.
+                            match &forge_token {
+                                Some(token) => review_pull(&mut controller, p, a, token).await,
+                                None => tracing::info!(number = p.number, "pull-request webhook: plan comments are off (pass --forge-token-file)"),
+                            }
                             continue;
                         }
                         _ => {}

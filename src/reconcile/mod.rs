@@ -8,6 +8,7 @@
 //! The rules (which Apps are due, backoff, drift checks) live in [`step`].
 
 pub mod pass;
+pub mod pull;
 pub mod status;
 pub mod step;
 
@@ -34,6 +35,18 @@ pub trait RevisionSource: Send {
     fn fetch(&mut self) -> Result<(String, PathBuf), String>;
     /// Says where revisions come from, for logs (never with credentials).
     fn describe(&self) -> String;
+    /// Fetches a pull request's head beside the followed branch: its
+    /// revision, its directory, and the paths it changes since its merge
+    /// base with the followed branch. Sources without pull requests (a
+    /// local directory) say so.
+    fn fetch_pull_request(
+        &mut self,
+        forge: crate::webhook::Forge,
+        number: u64,
+    ) -> Result<pull::PullCheckout, String> {
+        let _ = (forge, number);
+        Err(format!("{} has no pull requests", self.describe()))
+    }
 }
 
 /// A local directory (development). Its revision is a digest of its
@@ -58,6 +71,33 @@ impl RevisionSource for crate::source::git::GitSource {
     fn fetch(&mut self) -> Result<(String, PathBuf), String> {
         let rev = self.sync().map_err(|e| e.to_string())?;
         Ok((rev.commit, rev.dir))
+    }
+
+    fn fetch_pull_request(
+        &mut self,
+        forge: crate::webhook::Forge,
+        number: u64,
+    ) -> Result<pull::PullCheckout, String> {
+        use crate::webhook::Forge;
+        let base = self.sync().map_err(|e| e.to_string())?;
+        let refspec = match forge {
+            Forge::GitHub | Forge::Gitea => format!("refs/pull/{number}/head"),
+            Forge::GitLab => format!("refs/merge-requests/{number}/head"),
+        };
+        let head = self
+            .checkout_ref(&refspec, &format!("pr-{number}"))
+            .map_err(|e| e.to_string())?;
+        let changed = self
+            .changed_paths(&base.commit, &head.commit)
+            .map_err(|e| e.to_string())?;
+        Ok(pull::PullCheckout {
+            revision: head.commit,
+            dir: head.dir,
+            changed: changed
+                .iter()
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .collect(),
+        })
     }
 
     fn describe(&self) -> String {
@@ -220,20 +260,31 @@ impl Controller {
         })?;
         let project = kom::load_project(&tree, &ProjectEnv::default())
             .map_err(|diags| ReconcileError::Load(pass::first_error(&diags)))?;
-        if self.conn.is_none() {
-            let cluster_id = self.cluster_id(&project)?;
-            let mut conn = match &self.settings.kubeconfig {
-                Some(k) => cluster::connect(cluster_id.name(), &k.to_string_lossy(), None).await?,
-                None => connect_cluster(&project, &root, &cluster_id).await?,
-            };
-            conn.writer = self.writer.clone();
-            conn.rate = cluster::WriteRate::new(
-                self.settings.write_rate,
-                (self.settings.write_rate / 2.0).ceil() as u32,
-            );
-            self.conn = Some(conn);
-        }
+        self.ensure_connected(&project, &root).await?;
         Ok((revision, tree, project, root))
+    }
+
+    /// Connects to the cluster on first use.
+    async fn ensure_connected(
+        &mut self,
+        project: &Project,
+        root: &Path,
+    ) -> Result<Connection, ReconcileError> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let cluster_id = self.cluster_id(project)?;
+        let mut conn = match &self.settings.kubeconfig {
+            Some(k) => cluster::connect(cluster_id.name(), &k.to_string_lossy(), None).await?,
+            None => connect_cluster(project, root, &cluster_id).await?,
+        };
+        conn.writer = self.writer.clone();
+        conn.rate = cluster::WriteRate::new(
+            self.settings.write_rate,
+            (self.settings.write_rate / 2.0).ceil() as u32,
+        );
+        self.conn = Some(conn.clone());
+        Ok(conn)
     }
 
     fn cluster_id(&self, project: &Project) -> Result<ResourceId, ReconcileError> {

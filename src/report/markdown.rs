@@ -3,7 +3,9 @@
 //! comment; destructive and disruptive changes are called out before the
 //! per-app details, which are collapsed.
 
-use super::text::{Line, app_lines, marker, render, shown};
+#[cfg(test)]
+use super::text::Line;
+use super::text::{app_lines, marker, render, shown};
 use super::{Header, app_phrase, destructive_line, short_rev, totals_line};
 use crate::plan::{AppPlan, AppStatus, Plan, Risk};
 
@@ -12,6 +14,65 @@ pub const MARKER: &str = "<!-- kompox-plan -->";
 
 /// Renders the plan as a markdown comment body.
 pub fn markdown(plan: &Plan, header: &Header) -> String {
+    let parts = markdown_parts(plan, header);
+    let mut out = String::new();
+    out.push_str(MARKER);
+    out.push('\n');
+    out.push_str(&parts.head);
+    for d in &parts.details {
+        out.push_str(&d.render(d.lines.len()));
+    }
+    out.push_str(&parts.footer);
+    out
+}
+
+/// The markdown plan in pieces, so a pull-request comment can be split or
+/// trimmed at block boundaries (GitHub refuses comments over 65,536
+/// characters) without cutting a table or a code fence in half.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkdownParts {
+    /// Title, summary table, destructive/disruptive call-outs and notes.
+    pub head: String,
+    /// One collapsed block per app or failed file, in plan order.
+    pub details: Vec<Details>,
+    /// The totals line.
+    pub footer: String,
+}
+
+/// One `<details>` block: an app's text plan inside a code fence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    /// The app's (or file's) name, for "details omitted" notes.
+    pub name: String,
+    /// `<details…><summary>…</summary>`.
+    pub summary: String,
+    pub lang: &'static str,
+    pub lines: Vec<String>,
+}
+
+impl Details {
+    /// The block with at most `keep` of its lines; a cut block says how
+    /// many lines it left out and where to see them.
+    pub fn render(&self, keep: usize) -> String {
+        let keep = keep.min(self.lines.len());
+        let mut body: Vec<String> = self.lines[..keep].to_vec();
+        let cut = self.lines.len() - keep;
+        if cut > 0 {
+            body.push(format!(
+                "… {cut} more line{} not shown (comment size limit); run `kompoxops plan` for the full plan",
+                if cut == 1 { "" } else { "s" }
+            ));
+        }
+        format!(
+            "{}\n\n{}\n</details>\n\n",
+            self.summary,
+            fenced_text(self.lang, &body)
+        )
+    }
+}
+
+/// Renders the plan as markdown pieces (see [`MarkdownParts`]).
+pub fn markdown_parts(plan: &Plan, header: &Header) -> MarkdownParts {
     let s = &plan.summary;
     let c = &s.counts;
     let rev = header
@@ -21,8 +82,6 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
             format!("`{}`", short_rev(r))
         });
     let mut out = String::new();
-    out.push_str(MARKER);
-    out.push('\n');
     let failed = s.apps_failed + plan.failed_files.len();
     let mut title = format!(
         "### Kompox plan for {rev}: {} changed, {} disruptive, {} destructive",
@@ -97,6 +156,7 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
         out.push_str(&format!("> **Note:** {n}\n\n"));
     }
 
+    let mut details = Vec::new();
     for app in &plan.apps {
         let body = app_lines(app, true);
         if body.is_empty() {
@@ -107,36 +167,39 @@ pub fn markdown(plan: &Plan, header: &Header) -> String {
         } else {
             ""
         };
-        out.push_str(&format!(
-            "<details{open}><summary><b>{}</b> <code>{}</code>: {}</summary>\n\n",
-            html(&app.app_name),
-            html(&app.app_id.to_string()),
-            html(&app_phrase(app))
-        ));
         let lang = if matches!(app.status, AppStatus::Failed(_)) && !app.changes.iter().any(shown) {
             "text"
         } else {
             "diff"
         };
-        out.push_str(&fenced(lang, &body));
-        out.push_str("\n</details>\n\n");
+        details.push(Details {
+            name: app.app_name.clone(),
+            summary: format!(
+                "<details{open}><summary><b>{}</b> <code>{}</code>: {}</summary>",
+                html(&app.app_name),
+                html(&app.app_id.to_string()),
+                html(&app_phrase(app))
+            ),
+            lang,
+            lines: body.iter().map(|l| render(l, false)).collect(),
+        });
     }
     for f in &plan.failed_files {
-        out.push_str(&format!(
-            "<details open><summary>app file <code>{}</code>: failed to load</summary>\n\n",
-            html(&f.path)
-        ));
-        let lines: Vec<Line> = f
-            .errors
-            .iter()
-            .map(|e| vec![(super::text::Style::Plain, e.to_string())])
-            .collect();
-        out.push_str(&fenced("text", &lines));
-        out.push_str("\n</details>\n\n");
+        details.push(Details {
+            name: f.path.clone(),
+            summary: format!(
+                "<details open><summary>app file <code>{}</code>: failed to load</summary>",
+                html(&f.path)
+            ),
+            lang: "text",
+            lines: f.errors.iter().map(|e| e.to_string()).collect(),
+        });
     }
-    out.push_str(&totals_line(c));
-    out.push('\n');
-    out
+    MarkdownParts {
+        head: out,
+        details,
+        footer: format!("{}\n", totals_line(c)),
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -158,8 +221,7 @@ fn risk_cell(app: &AppPlan) -> String {
 }
 
 /// A code block whose fence is longer than any backtick run inside.
-fn fenced(lang: &str, lines: &[Line]) -> String {
-    let body: Vec<String> = lines.iter().map(|l| render(l, false)).collect();
+fn fenced_text(lang: &str, body: &[String]) -> String {
     let longest = body
         .iter()
         .flat_map(|l| l.split(|c| c != '`').map(str::len))
@@ -171,7 +233,8 @@ fn fenced(lang: &str, lines: &[Line]) -> String {
 
 #[cfg(test)]
 pub(super) fn fenced_for_test(lang: &str, lines: &[Line]) -> String {
-    fenced(lang, lines)
+    let body: Vec<String> = lines.iter().map(|l| render(l, false)).collect();
+    fenced_text(lang, &body)
 }
 
 fn cell(s: &str) -> String {

@@ -14,7 +14,7 @@ mod text;
 mod tests;
 
 pub use json::{FORMAT_VERSION, json};
-pub use markdown::{MARKER, markdown};
+pub use markdown::{Details, MARKER, MarkdownParts, markdown, markdown_parts};
 pub use text::text;
 
 use crate::plan::{AppPlan, Counts};

@@ -353,37 +353,7 @@ impl GitSource {
             Repository::open_bare(self.repo_dir()).map_err(|_| GitError::UnknownRevision {
                 rev: base.to_string(),
             })?;
-        let commit = |rev: &str| {
-            repo.revparse_single(rev)
-                .and_then(|o| o.peel_to_commit())
-                .map_err(|_| GitError::UnknownRevision {
-                    rev: rev.to_string(),
-                })
-        };
-        let (b, h) = (commit(base)?, commit(head)?);
-        let mb = repo
-            .merge_base(b.id(), h.id())
-            .map_err(|e| match e.code() {
-                ErrorCode::NotFound => GitError::NoMergeBase {
-                    base: base.to_string(),
-                    head: head.to_string(),
-                },
-                _ => self.local_error(&e),
-            })?;
-        let old = repo
-            .find_commit(mb)
-            .and_then(|c| c.tree())
-            .map_err(|e| self.local_error(&e))?;
-        let new = h.tree().map_err(|e| self.local_error(&e))?;
-        let diff = repo
-            .diff_tree_to_tree(Some(&old), Some(&new), None)
-            .map_err(|e| self.local_error(&e))?;
-        let mut paths = BTreeSet::new();
-        for delta in diff.deltas() {
-            paths.extend(delta.old_file().path().map(Path::to_path_buf));
-            paths.extend(delta.new_file().path().map(Path::to_path_buf));
-        }
-        Ok(paths.into_iter().collect())
+        diff_since_merge_base(&repo, base, head, |e| self.local_error(e))
     }
 
     /// Fetches an arbitrary ref (e.g. `refs/pull/7/head`) and checks that
@@ -975,6 +945,81 @@ fn split_host_port(host_port: &str, default_port: u16) -> Option<(String, u16)> 
         Some(port) => port.parse().ok()?,
     };
     (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+}
+
+/// What a pull request changes in a local clone (a CI job's checkout):
+/// the paths changed between merge-base(`base`, `head`) and `head`, as
+/// [`GitSource::changed_paths`] does on the cache, and `head`'s commit
+/// id. `repo_dir` may be any directory inside the work tree.
+pub fn local_changed_paths(
+    repo_dir: &Path,
+    base: &str,
+    head: &str,
+) -> Result<(String, Vec<PathBuf>), GitError> {
+    let repo = Repository::discover(repo_dir).map_err(|e| {
+        GitError::Config(format!(
+            "`{}` is not inside a Git work tree: {}",
+            repo_dir.display(),
+            e.message()
+        ))
+    })?;
+    let local = |e: &git2::Error| GitError::Config(e.message().to_string());
+    let head_id = repo
+        .revparse_single(head)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|_| GitError::UnknownRevision {
+            rev: head.to_string(),
+        })?
+        .id()
+        .to_string();
+    let paths = diff_since_merge_base(&repo, base, head, local)?;
+    Ok((head_id, paths))
+}
+
+/// The work tree root of the repository holding `dir`, if any.
+pub fn work_tree_root(dir: &Path) -> Option<PathBuf> {
+    Repository::discover(dir)
+        .ok()
+        .and_then(|r| r.workdir().map(Path::to_path_buf))
+}
+
+fn diff_since_merge_base(
+    repo: &Repository,
+    base: &str,
+    head: &str,
+    local_error: impl Fn(&git2::Error) -> GitError,
+) -> Result<Vec<PathBuf>, GitError> {
+    let commit = |rev: &str| {
+        repo.revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|_| GitError::UnknownRevision {
+                rev: rev.to_string(),
+            })
+    };
+    let (b, h) = (commit(base)?, commit(head)?);
+    let mb = repo
+        .merge_base(b.id(), h.id())
+        .map_err(|e| match e.code() {
+            ErrorCode::NotFound => GitError::NoMergeBase {
+                base: base.to_string(),
+                head: head.to_string(),
+            },
+            _ => local_error(&e),
+        })?;
+    let old = repo
+        .find_commit(mb)
+        .and_then(|c| c.tree())
+        .map_err(|e| local_error(&e))?;
+    let new = h.tree().map_err(|e| local_error(&e))?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&old), Some(&new), None)
+        .map_err(|e| local_error(&e))?;
+    let mut paths = BTreeSet::new();
+    for delta in diff.deltas() {
+        paths.extend(delta.old_file().path().map(Path::to_path_buf));
+        paths.extend(delta.new_file().path().map(Path::to_path_buf));
+    }
+    Ok(paths.into_iter().collect())
 }
 
 /// `url` as it may be shown: an HTTP(S) URL loses its userinfo (GitHub

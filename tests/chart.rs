@@ -366,6 +366,31 @@ fn flag_value<'a>(a: &'a [String], flag: &str) -> Option<&'a str> {
 }
 
 #[test]
+fn pull_request_comments_take_the_forge_token_from_a_secret_file() {
+    let objs = render_with(&[
+        "webhook.secret.existingSecret=hook",
+        "pullRequests.token.existingSecret=forge",
+        "pullRequests.forgeUrl=https://gitea.example.com",
+    ]);
+    let d = one(&objs, "Deployment");
+    let a = args(d);
+    let p = projections(d);
+    let token = flag_value(&a, "--forge-token-file").expect("--forge-token-file");
+    assert_eq!(p[token], ("forge".to_string(), "token".to_string()));
+    assert_eq!(
+        flag_value(&a, "--forge-url"),
+        Some("https://gitea.example.com")
+    );
+    // Off unless a token Secret is named.
+    let d = one(
+        &render_with(&["webhook.secret.existingSecret=hook"]),
+        "Deployment",
+    )
+    .clone();
+    assert!(flag_value(&args(&d), "--forge-token-file").is_none());
+}
+
+#[test]
 fn credentials_are_files_from_the_named_secrets() {
     // HTTPS token + webhook secret.
     let objs = render_with(&[

@@ -68,5 +68,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* True (non-empty) when any credential Secret is configured. */}}
 {{- define "kompox.hasSecrets" -}}
-{{- if or .Values.git.auth.token.existingSecret .Values.git.auth.ssh.existingSecret .Values.webhook.secret.existingSecret }}true{{ end }}
+{{- if or .Values.git.auth.token.existingSecret .Values.git.auth.ssh.existingSecret .Values.webhook.secret.existingSecret .Values.pullRequests.token.existingSecret }}true{{ end }}
 {{- end }}

@@ -139,14 +139,16 @@ fn planned_note(project: &Project, touched: &Touched, clusters: &[ClusterView<'_
                 .any(|c| id.parent().as_ref() == Some(&c.cluster_id))
         })
         .collect();
+    // Without a cluster in scope (nothing touched), the whole project.
     let total = project
         .kom
         .apps
         .iter()
         .filter(|a| {
-            clusters
-                .iter()
-                .any(|c| a.meta.id.parent().as_ref() == Some(&c.cluster_id))
+            clusters.is_empty()
+                || clusters
+                    .iter()
+                    .any(|c| a.meta.id.parent().as_ref() == Some(&c.cluster_id))
         })
         .count();
     if in_scope.is_empty() && touched.failed_files.is_empty() {

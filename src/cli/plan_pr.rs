@@ -100,9 +100,14 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs, pr_arg: &str) -> anyhow::Result<i32>
             }
             None => (Live::empty(), LiveDescription::Offline),
         };
-        let clusters: Vec<ResourceId> = clusters::apps_by_cluster(&project, &ids)
-            .into_keys()
-            .collect();
+        // `apps_by_cluster` takes no ids as "all Apps".
+        let clusters: Vec<ResourceId> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            clusters::apps_by_cluster(&project, &ids)
+                .into_keys()
+                .collect()
+        };
         let observed = Observed {
             live,
             ..Observed::default()

@@ -10,7 +10,6 @@ mod testbed;
 #[path = "common/repo.rs"]
 mod repo;
 
-use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -20,20 +19,6 @@ use testbed::{Testbed, testbed};
 
 const WAIT: Duration = Duration::from_secs(120);
 const LEASE_SECS: u64 = 4;
-
-/// A kubeconfig for the testbed that acts as user `who`.
-fn impersonating_kubeconfig(tb: &Testbed, dir: &Path, who: &str) -> PathBuf {
-    let text = std::fs::read_to_string(&tb.kubeconfig_path).unwrap();
-    let token_line = format!("    token: {}\n", tb.token);
-    assert!(text.contains(&token_line));
-    let text = text.replace(
-        &token_line,
-        &format!("{token_line}    as: {who}\n    as-groups: [\"system:masters\"]\n"),
-    );
-    let path = dir.join(format!("{who}.kubeconfig"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Kills the controllers when the test ends, however it ends.
 struct Controllers(Vec<Child>);
@@ -101,7 +86,7 @@ fn exactly_one_controller_writes_and_a_frozen_leader_is_replaced_and_stays_silen
     let mut procs = Controllers(Vec::new());
     let mut users = Vec::new();
     for who in ["controller-a", "controller-b"] {
-        let kubeconfig = impersonating_kubeconfig(tb, work.path(), who);
+        let kubeconfig = tb.impersonating_kubeconfig(work.path(), who, &["system:masters"]);
         let logs = work.path().join(who);
         std::fs::create_dir_all(&logs).unwrap();
         let lease = format!("{LEASE_SECS}s");

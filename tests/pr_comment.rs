@@ -498,3 +498,174 @@ fn the_reconciler_comments_on_gitea_webhooks_and_ignores_bad_signatures() {
     assert_eq!(plan_comments(g, &f.full_name, n).len(), 1);
     assert!(!format!("{:?}", g.comments(&f.full_name, n)).contains("secret-value-0001"));
 }
+
+// ---- read-only credentials ----
+
+/// A user that may only read (`get`, `list`, `watch` on every resource of
+/// every API group), and a kubeconfig in `dir` that impersonates it.
+/// Returns once RBAC grants the reads (bindings take effect
+/// asynchronously) and is checked to refuse a patch.
+fn read_only_identity(tb: &Testbed, dir: &Path, prefix: &str) -> (String, std::path::PathBuf) {
+    let who = tb.unique_name(prefix);
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    tb.post_json(
+        &format!("{rbac}/clusterroles"),
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": who},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
+        }),
+    )
+    .unwrap();
+    tb.post_json(
+        &format!("{rbac}/clusterrolebindings"),
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": who},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": who},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": who}],
+        }),
+    )
+    .unwrap();
+    let allowed = |verb: &str| -> bool {
+        let review = tb
+            .post_json(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                &json!({
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SubjectAccessReview",
+                    "spec": {
+                        "user": who,
+                        "groups": ["system:authenticated"],
+                        "resourceAttributes": {"group": "apps", "resource": "deployments", "verb": verb},
+                    },
+                }),
+            )
+            .unwrap();
+        review["status"]["allowed"] == true
+    };
+    tb.wait_for("the read-only binding", WAIT, || {
+        allowed("list").then_some(())
+    });
+    assert!(!allowed("patch"), "the testbed enforces RBAC");
+    let kubeconfig = tb.impersonating_kubeconfig(dir, &who, &[]);
+    (who, kubeconfig)
+}
+
+#[test]
+fn planning_a_pull_request_needs_read_access_only() {
+    let (tb, g) = (testbed(), gitea::gitea());
+    let f = Fixture::new(tb, g, "prro", &["web", "db"]);
+    // main is live in the cluster (applied with the admin credentials).
+    let out = f.kompoxops(&["apply", "--auto-approve", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let (compose, _) = web("web-secret-value-0001", "1.28-read-only");
+    f.work.write("apps/web/compose.yml", &compose);
+    let head = f.push_feature("web: new image");
+    let n = g.open_pull(&f.full_name, "feature", "main", "read-only plan");
+
+    // The CI job's checkout points the Cluster at read-only credentials
+    // (uncommitted: the pull request still touches only `web`).
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, kubeconfig) = read_only_identity(tb, dir.path(), "kompox-pr-reader");
+    let shared = std::fs::read_to_string(f.work.path().join(".kompox/kom/shared.yml")).unwrap();
+    let admin = format!("kubeconfig: {{path: {}}}", tb.kubeconfig_path.display());
+    assert!(shared.contains(&admin), "{shared}");
+    f.work.write(
+        ".kompox/kom/shared.yml",
+        &shared.replace(
+            &admin,
+            &format!("kubeconfig: {{path: {}}}", kubeconfig.display()),
+        ),
+    );
+
+    let mark = tb.audit_mark();
+    let start = Instant::now();
+    let out = f.plan_pr(g, n, &[]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    eprintln!("plan --pr with read-only credentials took {took:?}");
+
+    let comments = plan_comments(g, &f.full_name, n);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    let body = &comments[0].1;
+    assert!(
+        body.contains(&format!(
+            "Kompox plan for `{}`: 1 app changed",
+            short(&head)
+        )),
+        "{body}"
+    );
+    assert!(body.contains("live: cluster tb"), "{body}");
+    assert!(body.contains("<b>web</b>"), "{body}");
+    assert!(!body.contains("<b>db</b>"), "{body}");
+    // An update of the live Deployment (not a create: the live state was
+    // read), the image line diffed against the live one.
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("~ Deployment ") && l.contains("  update  ")),
+        "{body}"
+    );
+    let diff_line = |sign: &str, image: &str| {
+        body.lines()
+            .any(|l| l.starts_with(sign) && l.trim_start_matches(sign).trim() == image)
+    };
+    assert!(diff_line("-", "image: nginx:1.27"), "{body}");
+    assert!(diff_line("+", "image: nginx:1.28-read-only"), "{body}");
+    assert!(body.contains("field-level preview not possible"), "{body}");
+    let statuses = g.statuses(&f.full_name, &head);
+    let st = statuses
+        .iter()
+        .find(|s| s["context"] == "kompox/plan")
+        .unwrap_or_else(|| panic!("{statuses:?}"));
+    assert_eq!(st["status"], "success", "{st}");
+
+    // The audit log: the reader read the live state, and its only
+    // write-verb requests were dry-runs the API server refused.
+    let by_reader: Vec<Value> = tb
+        .audit_events_since(mark)
+        .into_iter()
+        .filter(|e| e["impersonatedUser"]["username"] == reader.as_str())
+        .collect();
+    let code = |e: &Value| e["responseStatus"]["code"].as_u64();
+    let uri = |e: &Value| e["requestURI"].as_str().unwrap_or_default().to_string();
+    assert!(
+        by_reader
+            .iter()
+            .any(|e| e["verb"] == "list" && code(e) == Some(200)),
+        "the live state was read as {reader}"
+    );
+    let writes: Vec<(String, String, Option<u64>)> = by_reader
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+            )
+        })
+        .map(|e| {
+            (
+                e["verb"].as_str().unwrap_or_default().to_string(),
+                uri(e),
+                code(e),
+            )
+        })
+        .collect();
+    let bad: Vec<_> = writes
+        .iter()
+        .filter(|(_, uri, code)| !(uri.contains("dryRun=All") && *code == Some(403)))
+        .collect();
+    assert!(bad.is_empty(), "only refused dry-runs may be sent: {bad:?}");
+    assert_eq!(
+        writes.len(),
+        1,
+        "the first refused dry-run stops the refinement: {writes:?}"
+    );
+    assert!(
+        !format!("{:?}", g.comments(&f.full_name, n)).contains("secret-value-0001"),
+        "no secret reaches the forge"
+    );
+}

@@ -191,6 +191,26 @@ impl Testbed {
         s
     }
 
+    /// A kubeconfig for the testbed, written to `dir/<who>.kubeconfig`,
+    /// that authenticates as [`TEST_USER`] and impersonates user `who` in
+    /// `groups` (none: the API server adds only `system:authenticated`).
+    /// The audit log names the impersonated user in `impersonatedUser`,
+    /// and RBAC grants the impersonated user only what its bindings give.
+    pub fn impersonating_kubeconfig(&self, dir: &Path, who: &str, groups: &[&str]) -> PathBuf {
+        let text = fs::read_to_string(&self.kubeconfig_path).unwrap();
+        let token_line = format!("    token: {}\n", self.token);
+        assert!(text.contains(&token_line));
+        let mut extra = format!("    as: {who}\n");
+        if !groups.is_empty() {
+            let quoted: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+            extra.push_str(&format!("    as-groups: [{}]\n", quoted.join(", ")));
+        }
+        let text = text.replace(&token_line, &format!("{token_line}{extra}"));
+        let path = dir.join(format!("{who}.kubeconfig"));
+        fs::write(&path, text).unwrap();
+        path
+    }
+
     /// Every event of the audit log so far (one JSON object per line).
     pub fn audit_events(&self) -> Vec<Value> {
         self.audit_events_since(0)

@@ -21,7 +21,7 @@ use crate::model::ResourceId;
 use crate::pipeline::{assigned_disks, plan_options};
 use crate::plan::{AppStatus, Plan, Planner, Summary, scheduling};
 use crate::pr::{self, CommentInput, Redactor, Touched};
-use crate::report::{self, Header};
+use crate::report::{self, Header, LiveDescription};
 use crate::source::FileTree;
 
 /// The note shown when the API server refused a server-side dry-run.
@@ -177,6 +177,21 @@ fn cluster_phrase(clusters: &[ClusterView<'_>]) -> String {
     match clusters {
         [one] => format!(" of cluster `{}`", one.cluster_id.name()),
         _ => String::new(),
+    }
+}
+
+/// The plan header: the revision planned, the workspaces, the live state.
+pub fn header(project: &Project, revision: Option<String>, live: LiveDescription) -> Header {
+    Header {
+        revision,
+        workspace: project
+            .kom
+            .workspaces
+            .iter()
+            .map(|w| w.meta.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        live,
     }
 }
 

@@ -133,17 +133,7 @@ pub fn header(sel: &Selected, live: LiveDescription) -> Header {
 }
 
 pub fn header_of(root: &std::path::Path, project: &Project, live: LiveDescription) -> Header {
-    Header {
-        revision: kompox::source::git_head(root),
-        workspace: project
-            .kom
-            .workspaces
-            .iter()
-            .map(|w| w.meta.name.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        live,
-    }
+    kompox::review::header(project, kompox::source::git_head(root), live)
 }
 
 /// Plans every cluster against its own observed state and joins the plans.

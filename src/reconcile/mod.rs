@@ -232,19 +232,32 @@ impl Controller {
     pub async fn prepare(
         &mut self,
     ) -> Result<(String, FileTree, Project, PathBuf), ReconcileError> {
+        let ((revision, _), tree, root) = self.fetch_with(|s| s.fetch()).await?;
+        let project = kom::load_project(&tree, &ProjectEnv::default())
+            .map_err(|diags| ReconcileError::Load(pass::first_error(&diags)))?;
+        self.ensure_connected(&project, &root).await?;
+        Ok((revision, tree, project, root))
+    }
+
+    /// Runs `fetch` on the source on a blocking thread (the source moves
+    /// there and back) and reads the project's files from the directory it
+    /// returns (`--path` applied).
+    async fn fetch_with<T: HasDir + Send + 'static>(
+        &mut self,
+        fetch: impl FnOnce(&mut dyn RevisionSource) -> Result<T, String> + Send + 'static,
+    ) -> Result<(T, FileTree, PathBuf), ReconcileError> {
         let desc = self.source.describe();
-        // The source moves into the blocking thread and back.
         let mut source = std::mem::replace(&mut self.source, Box::new(NoSource));
         let sub = self.settings.path.clone();
         let (source, fetched) = tokio::task::spawn_blocking(move || {
-            let r = source.fetch().and_then(|(rev, dir)| {
+            let r = fetch(source.as_mut()).and_then(|t| {
                 let root = match &sub {
-                    Some(p) => dir.join(p),
-                    None => dir,
+                    Some(p) => t.dir().join(p),
+                    None => t.dir().to_path_buf(),
                 };
                 let tree = FileTree::read_dir(&root, &TreeLimits::default())
                     .map_err(|e| format!("cannot read `{}`: {e}", root.display()))?;
-                Ok((rev, tree, root))
+                Ok((t, tree, root))
             });
             (source, r)
         })
@@ -254,14 +267,10 @@ impl Controller {
             message: e.to_string(),
         })?;
         self.source = source;
-        let (revision, tree, root) = fetched.map_err(|message| ReconcileError::Fetch {
+        fetched.map_err(|message| ReconcileError::Fetch {
             source_desc: desc,
             message,
-        })?;
-        let project = kom::load_project(&tree, &ProjectEnv::default())
-            .map_err(|diags| ReconcileError::Load(pass::first_error(&diags)))?;
-        self.ensure_connected(&project, &root).await?;
-        Ok((revision, tree, project, root))
+        })
     }
 
     /// Connects to the cluster on first use.
@@ -423,6 +432,23 @@ fn join(ids: &[ResourceId]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What a fetch returns: somewhere holding a revision's files.
+trait HasDir {
+    fn dir(&self) -> &Path;
+}
+
+impl HasDir for (String, PathBuf) {
+    fn dir(&self) -> &Path {
+        &self.1
+    }
+}
+
+impl HasDir for pull::PullCheckout {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 /// Placeholder while the real source is on a blocking thread.

@@ -14,12 +14,12 @@ use crate::forge::{ForgeClient, PrRef, StatusState, SyncReport};
 use crate::kom::{self, ProjectEnv};
 use crate::pipeline;
 use crate::pr::touched_apps;
-use crate::report::{Header, LiveDescription};
+use crate::report::LiveDescription;
 use crate::review::{self, ClusterView};
-use crate::source::{FileTree, TreeLimits};
+use crate::source::FileTree;
 use crate::webhook::PullRequestEvent;
 
-use super::{Controller, NoSource, ReconcileError};
+use super::{Controller, ReconcileError};
 
 /// A pull request's head, checked out beside the followed branch.
 #[derive(Debug, Clone)]
@@ -126,17 +126,11 @@ impl Controller {
             observed: &observed,
         }];
         let rev = review::plan_touched(&project, &tree, &views, &touched).await;
-        let header = Header {
-            revision: Some(checkout.revision.clone()),
-            workspace: project
-                .kom
-                .workspaces
-                .iter()
-                .map(|w| w.meta.name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            live: LiveDescription::Cluster(conn.cluster.clone()),
-        };
+        let header = review::header(
+            &project,
+            Some(checkout.revision.clone()),
+            LiveDescription::Cluster(conn.cluster.clone()),
+        );
         let parts = review::comment(&rev, &header);
         let (ok, status) = review::status_line(&rev.plan);
         let comments = forge
@@ -186,32 +180,9 @@ impl Controller {
         &mut self,
         ev: &PullRequestEvent,
     ) -> Result<(PullCheckout, FileTree, PathBuf), ReconcileError> {
-        let desc = self.source.describe();
-        let mut source = std::mem::replace(&mut self.source, Box::new(NoSource));
-        let sub = self.settings.path.clone();
         let (forge, number) = (ev.forge, ev.number);
-        let (source, fetched) = tokio::task::spawn_blocking(move || {
-            let r = source.fetch_pull_request(forge, number).and_then(|c| {
-                let root = match &sub {
-                    Some(p) => c.dir.join(p),
-                    None => c.dir.clone(),
-                };
-                let tree = FileTree::read_dir(&root, &TreeLimits::default())
-                    .map_err(|e| format!("cannot read `{}`: {e}", root.display()))?;
-                Ok((c, tree, root))
-            });
-            (source, r)
-        })
-        .await
-        .map_err(|e| ReconcileError::Fetch {
-            source_desc: desc.clone(),
-            message: e.to_string(),
-        })?;
-        self.source = source;
-        fetched.map_err(|message| ReconcileError::Fetch {
-            source_desc: desc,
-            message,
-        })
+        self.fetch_with(move |s| s.fetch_pull_request(forge, number))
+            .await
     }
 }
 

@@ -46,6 +46,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "child.rs"]
+mod child;
+
 /// The admin user that owns the test repositories and the token.
 pub const USER: &str = "kompox-admin";
 /// Its e-mail address.
@@ -864,7 +867,7 @@ fn start() -> Result<Gitea, String> {
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = gitea_cmd(&bin, &dir, &["web"], &config);
         cmd.stdout(out).stderr(err);
-        let child = spawn_tied(cmd).map_err(|e| format!("spawn gitea web: {e}"))?;
+        let child = child::spawn_tied(cmd).map_err(|e| format!("spawn gitea web: {e}"))?;
         *CHILD.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         let base_url = format!("http://127.0.0.1:{port}");
         let version_url = format!("{base_url}/api/v1/version");
@@ -948,48 +951,6 @@ fn logs_tail(dir: &Path) -> String {
 static CHILD: Mutex<Option<Child>> = Mutex::new(None);
 /// The temp dir, and whether to keep it.
 static CLEANUP: Mutex<Option<(PathBuf, bool)>> = Mutex::new(None);
-
-type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
-
-/// Spawns `cmd` from one thread that lives as long as the process, with
-/// `PR_SET_PDEATHSIG = SIGKILL`: the death signal follows the thread that
-/// forked, so a short-lived test thread must not be that parent.
-fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("gitea-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawn the gitea-spawner thread");
-        Mutex::new(tx)
-    });
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and calls only the
-    // async-signal-safe prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("the test process is gone"));
-            }
-            Ok(())
-        });
-    }
-    let (rtx, rrx) = mpsc::channel();
-    tx.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((cmd, rtx))
-        .map_err(|_| std::io::Error::other("gitea-spawner thread is gone"))?;
-    rrx.recv()
-        .map_err(|_| std::io::Error::other("gitea-spawner thread is gone"))?
-}
 
 extern "C" fn at_exit() {
     if let Ok(mut child) = CHILD.try_lock()

@@ -484,7 +484,8 @@ pub struct DryRunOutcome {
 /// every volume, for converting the App again with real PV/PVC names.
 ///
 /// `nodes` are the nodes the App may run on, in order: a driver that
-/// places disks on nodes (K3s) gets the first one it knows.
+/// places disks on nodes (K3s) gets the first one it knows; a zonal
+/// driver gets the App's zone.
 pub async fn ensure_disks(
     driver: &dyn crate::provider::driver::Driver,
     scope: &crate::provider::driver::DiskScope,
@@ -518,8 +519,11 @@ pub async fn ensure_disks(
                     .map(|s| Source::parse(s, SourceKind::Snapshot))
                     .transpose()
                     .map_err(err)?;
-                let mut placements: Vec<Placement> =
-                    nodes.iter().cloned().map(Placement::Node).collect();
+                let mut placements: Vec<Placement> = if driver.places_on_nodes() {
+                    nodes.iter().cloned().map(Placement::Node).collect()
+                } else {
+                    Vec::new()
+                };
                 if placements.is_empty() {
                     placements.push(match intent.zones.as_slice() {
                         [z] => Placement::Zonal(z.clone()),

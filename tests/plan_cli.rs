@@ -32,7 +32,7 @@ fn offline_plan_of_the_example_repository() {
     assert_eq!(code, 0, "{stderr}");
     let masked = mask_revision(&stdout);
     insta::assert_snapshot!("offline_text", masked);
-    for app in ["app gitea", "app wordpress", "app wiki"] {
+    for app in ["app gitea", "app wordpress", "app wiki", "app vaultwarden"] {
         assert!(stdout.contains(app), "{app} missing");
     }
 }
@@ -49,7 +49,8 @@ fn offline_plan_in_markdown_and_json() {
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["header"]["live"]["source"], "offline");
     assert_eq!(v["has_changes"], true);
-    assert_eq!(v["apps"].as_array().unwrap().len(), 4);
+    // gitea, wordpress (AKS), uptime, wiki (K3s), vaultwarden (EKS).
+    assert_eq!(v["apps"].as_array().unwrap().len(), 5);
 }
 
 #[test]

@@ -385,6 +385,13 @@ pub trait Driver: Send + Sync {
     /// How a disk of `volume` becomes a PV.
     fn volume_class(&self, volume: &AppVolume) -> Result<VolumeClass, DriverError>;
 
+    /// Whether disks live on one node ([`Placement::Node`], K3s) rather
+    /// than in a zone: the apply's disk phase then offers the nodes the App
+    /// may run on; other drivers get the App's zones.
+    fn places_on_nodes(&self) -> bool {
+        false
+    }
+
     /// What a snapshot of a disk in use captures. The conservative default
     /// is [`SnapshotConsistency::FileLevel`], so a driver that does not say
     /// otherwise makes the CLI warn.
@@ -918,14 +925,22 @@ fn validate(name: &str, max: usize, what: &str) -> Result<(), DriverError> {
 /// K3s settings: `K3S_NODE_ROOTS` = `node=/abs/path,node2=/abs/path`, or
 /// `K3S_NODE` (+ optional `K3S_ROOT`, default `/var/lib/kompox`) for a
 /// single node; `K3S_HOST_ACCESS` = `local` (default; the only one now).
+/// EKS settings: `AWS_REGION` and the others of [`super::eks`] (cargo
+/// feature `aws`).
 pub fn driver_for(
     provider_driver: &str,
     settings: &BTreeMap<String, String>,
 ) -> Result<Box<dyn Driver>, DriverError> {
     match provider_driver {
         "k3s" => Ok(Box::new(super::k3s::K3sDriver::from_settings(settings)?)),
+        #[cfg(feature = "aws")]
+        "eks" => Ok(Box::new(super::eks::EksDriver::from_settings(settings)?)),
+        #[cfg(not(feature = "aws"))]
+        "eks" => Err(DriverError::NotSupported(
+            "the eks driver is not in this build: build kompoxops with the cargo feature `aws` (on by default)".to_string(),
+        )),
         d if super::DRIVERS.contains(&d) => Err(DriverError::NotSupported(format!(
-            "the disk/snapshot driver for `{d}` is not implemented yet (only `k3s` is)"
+            "the disk/snapshot driver for `{d}` is not implemented yet (only `k3s` and `eks` are)"
         ))),
         d => Err(DriverError::InvalidInput(format!(
             "unknown provider driver `{d}` (known: {})",
@@ -1301,5 +1316,24 @@ mod tests {
             driver_for("k3s", &s).map(|d| d.id().to_string()),
             Ok("k3s".into())
         );
+        // Building the eks driver does no I/O: settings are checked, the
+        // AWS clients come on first use.
+        let s = BTreeMap::from([("AWS_REGION".to_string(), "us-east-1".to_string())]);
+        #[cfg(feature = "aws")]
+        {
+            assert_eq!(
+                driver_for("eks", &s).map(|d| d.id().to_string()),
+                Ok("eks".into())
+            );
+            assert!(matches!(
+                driver_for("eks", &none),
+                Err(DriverError::InvalidInput(m)) if m.contains("AWS_REGION")
+            ));
+        }
+        #[cfg(not(feature = "aws"))]
+        assert!(matches!(
+            driver_for("eks", &s),
+            Err(DriverError::NotSupported(m)) if m.contains("`aws`")
+        ));
     }
 }

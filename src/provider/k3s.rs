@@ -1336,6 +1336,11 @@ impl Driver for K3sDriver {
         })
     }
 
+    /// A disk is a directory on one node.
+    fn places_on_nodes(&self) -> bool {
+        true
+    }
+
     /// Files are copied one by one.
     fn snapshot_consistency(&self) -> SnapshotConsistency {
         SnapshotConsistency::FileLevel

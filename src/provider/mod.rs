@@ -7,6 +7,8 @@
 //! the cloud drivers arrive later; nothing outside this module names a cloud.
 
 pub mod driver;
+#[cfg(feature = "aws")]
+pub mod eks;
 pub mod host_ssh;
 pub mod k3s;
 

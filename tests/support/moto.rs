@@ -11,7 +11,11 @@
 //!
 //! One server answers every service (EC2, EKS, STS) and region; the region
 //! comes from the request's SigV4 scope. Tests share it and isolate
-//! themselves by app id hash (tags), never by resetting it. moto is
+//! themselves by app id hash (tags), never by resetting it.
+//!
+//! [`FaultProxy`] is a loopback proxy a test puts in front of moto to
+//! inject what moto never does: lost answers, throttling, slow or hung
+//! connections, AWS-only errors, resources in intermediate states. moto is
 //! installed by `.ci/run`; when it is missing the harness installs the
 //! pinned version with pip itself, so plain `cargo test` works.
 
@@ -139,18 +143,9 @@ fn start() -> Result<Moto, String> {
     *CHILD.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
     register_at_exit();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     loop {
-        if client
-            .get(format!("{endpoint}/moto-api/"))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if answers(port) {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -166,6 +161,24 @@ fn start() -> Result<Moto, String> {
         endpoint,
         log,
     })
+}
+
+/// Whether moto answers `GET /moto-api/` with 200. Plain std I/O, so
+/// [`moto()`] may be called from async tests too (a blocking HTTP client
+/// would start and drop a runtime inside theirs).
+fn answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
 
 fn register_at_exit() {
@@ -200,9 +213,9 @@ pub enum Fault {
     Delay(Duration),
     /// Forward, then never answer: the client hangs until it is killed.
     Stall,
-    /// Forward, then replace `from` by `to` in the answer's body (e.g. to
-    /// show a snapshot as `pending`, which moto never does).
-    Rewrite { from: String, to: String },
+    /// Forward, then replace each `(from, to)` in the answer's body (e.g.
+    /// to show a snapshot as `pending`, which moto never does).
+    Rewrite(Vec<(String, String)>),
 }
 
 impl Fault {
@@ -211,6 +224,15 @@ impl Fault {
             status,
             code: code.to_string(),
         }
+    }
+
+    pub fn rewrite(pairs: &[(&str, &str)]) -> Fault {
+        Fault::Rewrite(
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
     }
 }
 
@@ -471,9 +493,9 @@ mod proxy {
         out
     }
 
-    /// The answer with `from` replaced by `to` in its body, re-framed
-    /// with a Content-Length.
-    fn rewrite(resp: &[u8], from: &str, to: &str) -> Vec<u8> {
+    /// The answer with each `from` replaced by its `to` in its body,
+    /// re-framed with a Content-Length.
+    fn rewrite(resp: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
         let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
             return resp.to_vec();
         };
@@ -484,7 +506,10 @@ mod proxy {
             l.starts_with("transfer-encoding:") && l.contains("chunked")
         });
         let body = if chunked { dechunk(raw) } else { raw.to_vec() };
-        let body = String::from_utf8_lossy(&body).replace(from, to);
+        let mut body = String::from_utf8_lossy(&body).into_owned();
+        for (from, to) in pairs {
+            body = body.replace(from.as_str(), to);
+        }
         let mut out = String::new();
         for l in head.lines() {
             let lower = l.to_ascii_lowercase();
@@ -565,7 +590,7 @@ mod proxy {
                             let _ = reader.read_to_end(&mut sink);
                             None
                         }
-                        Some(Fault::Rewrite { from, to }) => Some(rewrite(&resp, from, to)),
+                        Some(Fault::Rewrite(pairs)) => Some(rewrite(&resp, pairs)),
                         Some(Fault::Error { .. }) => unreachable!(),
                     }
                 }

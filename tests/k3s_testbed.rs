@@ -405,18 +405,26 @@ fn a_consistent_snapshot_stops_the_app_during_the_copy_and_starts_it_again() {
             break s;
         }
         assert!(start.elapsed() < WAIT, "the consistent snapshot hangs");
-        let copying = std::fs::read_dir(&snapshots)
-            .ok()
-            .and_then(|mut r| r.next())
-            .is_some_and(|e| e.unwrap().path().join("data/.calm.partial").exists());
+        let copying = || {
+            std::fs::read_dir(&snapshots)
+                .ok()
+                .and_then(|mut r| r.next())
+                .is_some_and(|e| e.unwrap().path().join("data/.calm.partial").exists())
+        };
+        // A reading counts only when the copy was in progress both before
+        // and after it: then the reading happened during the copy (the
+        // app is scaled up again right after the copy ends).
+        if copying() {
+            let replicas = get(tb, &deployment).unwrap()["spec"]["replicas"].as_i64();
+            let pods = get(tb, &format!("/api/v1/namespaces/{ns}/pods")).unwrap();
+            if copying() {
+                copies_seen += 1;
+                pods_during_copy += pods["items"].as_array().unwrap().len();
+                assert_eq!(replicas, Some(0), "copying while the app is scaled up");
+            }
+        }
         let replicas = get(tb, &deployment).unwrap()["spec"]["replicas"].as_i64();
         saw_zero |= replicas == Some(0);
-        if copying {
-            copies_seen += 1;
-            let pods = get(tb, &format!("/api/v1/namespaces/{ns}/pods")).unwrap();
-            pods_during_copy += pods["items"].as_array().unwrap().len();
-            assert_eq!(replicas, Some(0), "copying while the app is scaled up");
-        }
         std::thread::sleep(Duration::from_millis(5));
     };
     let stderr = std::fs::read_to_string(out_dir.path().join("stderr")).unwrap();

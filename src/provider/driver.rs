@@ -306,6 +306,36 @@ impl Snapshot {
     }
 }
 
+/// A disk or snapshot in a listing: what the listing order looks at.
+pub trait Listed {
+    /// (volume, created_at, name).
+    fn order_key(&self) -> (&str, Option<&str>, &str);
+}
+
+impl Listed for Disk {
+    fn order_key(&self) -> (&str, Option<&str>, &str) {
+        (&self.volume, self.created_at.as_deref(), &self.name)
+    }
+}
+
+impl Listed for Snapshot {
+    fn order_key(&self) -> (&str, Option<&str>, &str) {
+        (&self.volume, self.created_at.as_deref(), &self.name)
+    }
+}
+
+/// Sorts a listing in the order every driver answers in (see [`Driver`]):
+/// by volume, newest first, then by name.
+pub fn sort_listing<T: Listed>(items: &mut [T]) {
+    items.sort_by(|a, b| {
+        let (va, ca, na) = a.order_key();
+        let (vb, cb, nb) = b.order_key();
+        va.cmp(vb)
+            .then_with(|| cb.cmp(&ca))
+            .then_with(|| na.cmp(nb))
+    });
+}
+
 /// The disk and snapshot operations of a provider driver.
 ///
 /// Invariants every driver keeps (checked by the contract suite in

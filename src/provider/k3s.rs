@@ -906,9 +906,7 @@ impl K3sDriver {
             .iter()
             .map(|f| self.disk_of(f))
             .collect();
-        v.sort_by(|a, b| {
-            (&a.volume, &b.created_at, &a.name).cmp(&(&b.volume, &a.created_at, &b.name))
-        });
+        super::driver::sort_listing(&mut v);
         Ok(v)
     }
 
@@ -918,9 +916,7 @@ impl K3sDriver {
             .iter()
             .map(|s| self.snapshot_of(s))
             .collect();
-        v.sort_by(|a, b| {
-            (&a.volume, &b.created_at, &a.name).cmp(&(&b.volume, &a.created_at, &b.name))
-        });
+        super::driver::sort_listing(&mut v);
         Ok(v)
     }
 

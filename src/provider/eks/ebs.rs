@@ -807,12 +807,7 @@ impl EksDriver {
             .iter()
             .map(|v| self.disk_of(v))
             .collect();
-        disks.sort_by(|a, b| {
-            a.volume
-                .cmp(&b.volume)
-                .then_with(|| b.created_at.cmp(&a.created_at))
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        crate::provider::driver::sort_listing(&mut disks);
         Ok(disks)
     }
 
@@ -829,12 +824,7 @@ impl EksDriver {
             .filter(|s| s.name.is_some() && s.state == SnapshotState::Completed)
             .map(|s| self.snapshot_of(s))
             .collect();
-        snaps.sort_by(|a, b| {
-            a.volume
-                .cmp(&b.volume)
-                .then_with(|| b.created_at.cmp(&a.created_at))
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        crate::provider::driver::sort_listing(&mut snaps);
         Ok(snaps)
     }
 

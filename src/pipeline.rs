@@ -37,6 +37,93 @@ pub enum DiskObserveError {
     },
 }
 
+/// Why a cluster could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterAccessError {
+    #[error(transparent)]
+    Connect(#[from] crate::cluster::ConnectError),
+    #[error("cluster `{cluster}`: credentials from the `{driver}` driver: {source}")]
+    Driver {
+        cluster: String,
+        driver: String,
+        #[source]
+        source: DriverError,
+    },
+}
+
+/// Connects to a Cluster from outside it (DECISIONS 15): its
+/// `spec.kubeconfig` path (relative to the project root) when set, else
+/// the credentials its driver hands out (EKS: a signed token; K3s: the
+/// `K3S_KUBECONFIG` file), else `KUBECONFIG`, else `~/.kube/config`.
+/// A driver that has no way to obtain credentials (`NotSupported`) falls
+/// through to the environment.
+pub async fn connect_cluster(
+    spec: &crate::model::Cluster,
+    root: &std::path::Path,
+    driver: Option<&dyn crate::provider::driver::Driver>,
+) -> Result<crate::cluster::Connection, ClusterAccessError> {
+    use crate::cluster::{self, ConnectError};
+    let name = spec.meta.name.clone();
+    let kubeconfig = spec.kubeconfig.clone();
+    let context = kubeconfig.as_ref().and_then(|k| k.context.clone());
+    if let Some(p) = kubeconfig.as_ref().and_then(|k| k.path.clone()) {
+        let path = root.join(p).to_string_lossy().into_owned();
+        return Ok(cluster::connect(&name, &path, context.as_deref()).await?);
+    }
+    if let Some(driver) = driver {
+        match driver.cluster_kubeconfig(spec).await {
+            Ok(yaml) => {
+                let what = format!("kubeconfig from the `{}` driver", driver.id());
+                return Ok(cluster::connect_yaml(&name, &what, &yaml, context.as_deref()).await?);
+            }
+            Err(DriverError::NotSupported(_)) => {}
+            Err(source) => {
+                return Err(ClusterAccessError::Driver {
+                    cluster: name,
+                    driver: driver.id().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    let env = std::env::var("KUBECONFIG").ok();
+    let path = match env
+        .as_deref()
+        .and_then(|v| v.split(':').find(|s| !s.is_empty()))
+    {
+        Some(first) => first.to_string(),
+        None => {
+            let home = std::env::var("HOME").map(std::path::PathBuf::from);
+            match home.map(|h| h.join(".kube/config")) {
+                Ok(p) if p.exists() => p.to_string_lossy().into_owned(),
+                _ => return Err(ConnectError::NoKubeconfig { cluster: name }.into()),
+            }
+        }
+    };
+    Ok(cluster::connect(&name, &path, context.as_deref()).await?)
+}
+
+/// The driver of a Cluster's Provider, when one can be built; when it
+/// cannot (a driver not built yet, incomplete settings), cluster access
+/// goes on without the driver's credentials (logged at debug level).
+pub fn driver_of_cluster(
+    project: &Project,
+    cluster_id: &ResourceId,
+) -> Option<Box<dyn crate::provider::driver::Driver>> {
+    let provider = project.kom.provider(&cluster_id.parent()?)?;
+    match driver_for(&provider.driver, &provider.settings) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::debug!(
+                cluster = %cluster_id,
+                error = %e,
+                "no driver credentials for the cluster: the driver cannot be built"
+            );
+            None
+        }
+    }
+}
+
 /// Plan options from the workspace policy. Removed Apps are only detected
 /// when every App of the project is planned.
 pub fn plan_options(project: &Project, all_apps: bool) -> PlanOptions {

@@ -630,3 +630,68 @@ fn an_app_with_a_volume_gets_a_disk_on_a_node_of_its_zone_and_runs() {
     let (code, text) = repo.plan();
     assert_eq!(code, 0, "converged:\n{text}");
 }
+
+/// DECISIONS 15: without `spec.kubeconfig`, the Cluster is reached with the
+/// credentials its driver hands out (here K3s's `K3S_KUBECONFIG` setting),
+/// before `KUBECONFIG` or `~/.kube/config`, which this run does not have.
+#[test]
+fn plan_and_apply_reach_the_cluster_with_the_drivers_credentials() {
+    let tb = testbed();
+    let repo = Repo::new(tb, "drvcred");
+    repo.with_node_dirs(&["node-b1"]);
+    repo.app("web", "", WEB);
+    let shared = repo.dir.path().join(".kompox/kom/shared.yml");
+    let text = std::fs::read_to_string(&shared).unwrap();
+    let path_line = format!("  kubeconfig: {{path: {}}}\n", tb.kubeconfig_path.display());
+    assert!(text.contains(&path_line), "{text}");
+    std::fs::write(
+        &shared,
+        text.replace(
+            &path_line,
+            &format!(
+                "  settings: {{K3S_KUBECONFIG: {}}}\n",
+                tb.kubeconfig_path.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("kompoxops")
+            .unwrap()
+            .current_dir(repo.dir.path())
+            .env_remove("KUBECONFIG")
+            .env("HOME", home.path())
+            .args(args)
+            .timeout(Duration::from_secs(240))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, out) = run(&["apply", "--auto-approve", "--timeout", "120"]);
+    assert_eq!(code, Some(0), "{out}");
+    let ns = repo.namespace("web");
+    assert!(
+        get(
+            tb,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments/web-app")
+        )
+        .is_some()
+    );
+    let (code, out) = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("live: cluster tb"), "{out}");
+
+    // Without the setting there is no way in: a clear error naming the fix.
+    std::fs::write(&shared, text.replace(&path_line, "")).unwrap();
+    let (code, out) = run(&["plan"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no kubeconfig for cluster `tb`"), "{out}");
+}

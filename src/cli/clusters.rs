@@ -34,30 +34,6 @@ pub fn apps_by_cluster(
     out
 }
 
-/// The kubeconfig of a Cluster (DECISIONS 15): `spec.kubeconfig.path`
-/// (relative to the project root), else `KUBECONFIG`, else
-/// `~/.kube/config`.
-fn kubeconfig_for(
-    project: &Project,
-    root: &Path,
-    cluster: &ResourceId,
-) -> Option<(String, Option<String>)> {
-    let c = project.kom.cluster(cluster)?;
-    let context = c.kubeconfig.as_ref().and_then(|k| k.context.clone());
-    if let Some(p) = c.kubeconfig.as_ref().and_then(|k| k.path.clone()) {
-        return Some((root.join(p).to_string_lossy().into_owned(), context));
-    }
-    if let Ok(env) = std::env::var("KUBECONFIG")
-        && let Some(first) = env.split(':').find(|s| !s.is_empty())
-    {
-        return Some((first.to_string(), context));
-    }
-    let home = std::env::var("HOME").ok()?;
-    let p = Path::new(&home).join(".kube/config");
-    p.exists()
-        .then(|| (p.to_string_lossy().into_owned(), context))
-}
-
 /// Connects to and observes every cluster of the selected Apps.
 pub fn observe(
     rt: &tokio::runtime::Runtime,
@@ -68,13 +44,19 @@ pub fn observe(
     let mut runs = Vec::new();
     for (cluster_id, apps) in apps_by_cluster(project, ids) {
         let name = cluster_id.name().to_string();
-        let (path, context) = kubeconfig_for(project, root, &cluster_id).ok_or(
-            cluster::ConnectError::NoKubeconfig {
+        let spec = project
+            .kom
+            .cluster(&cluster_id)
+            .ok_or(cluster::ConnectError::NoKubeconfig {
                 cluster: name.clone(),
-            },
-        )?;
+            })?;
+        let driver = kompox::pipeline::driver_of_cluster(project, &cluster_id);
         let conn = rt
-            .block_on(cluster::connect(&name, &path, context.as_deref()))
+            .block_on(kompox::pipeline::connect_cluster(
+                spec,
+                root,
+                driver.as_deref(),
+            ))
             .with_context(|| "use --offline to plan without live state, or --live FILE")?;
         let mut observed = rt
             .block_on(cluster::observe(&conn))

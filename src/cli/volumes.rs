@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail};
 
 use super::{GlobalArgs, output};
 use kompox::apply::StopEvent;
-use kompox::cluster::{self, Connection};
+use kompox::cluster::Connection;
 use kompox::convert::{Names, disk_name_for};
 use kompox::desired;
 use kompox::model::{App, AppVolume, Cluster};
@@ -261,66 +261,17 @@ impl Target {
     /// driver's credentials for the Cluster, else `KUBECONFIG`, else
     /// `~/.kube/config`.
     fn connect(&self) -> anyhow::Result<Connection> {
-        let name = self.cluster.meta.name.clone();
-        let context = self
-            .cluster
-            .kubeconfig
-            .as_ref()
-            .and_then(|k| k.context.clone());
-        let path = if let Some(p) = self
-            .cluster
-            .kubeconfig
-            .as_ref()
-            .and_then(|k| k.path.clone())
-        {
-            self.root.join(p)
-        } else {
-            match self
-                .rt
-                .block_on(self.driver.cluster_kubeconfig(&self.cluster))
-            {
-                Ok(yaml) => {
-                    let what = format!("kubeconfig from the `{}` driver", self.driver.id());
-                    return Ok(self.rt.block_on(cluster::connect_yaml(
-                        &name,
-                        &what,
-                        &yaml,
-                        context.as_deref(),
-                    ))?);
-                }
-                Err(DriverError::NotSupported(_)) => {}
-                Err(e) => return Err(derr(&format!("cluster `{name}` credentials"), e)),
-            }
-            let env = std::env::var("KUBECONFIG").ok();
-            match env
-                .as_deref()
-                .and_then(|v| v.split(':').find(|s| !s.is_empty()))
-            {
-                Some(first) => PathBuf::from(first),
-                None => {
-                    let home = std::env::var("HOME").map(PathBuf::from);
-                    match home.map(|h| h.join(".kube/config")) {
-                        Ok(p) if p.exists() => p,
-                        _ => {
-                            return Err(
-                                cluster::ConnectError::NoKubeconfig { cluster: name }.into()
-                            );
-                        }
-                    }
-                }
-            }
-        };
-        Ok(self.rt.block_on(cluster::connect(
-            &name,
-            &path.to_string_lossy(),
-            context.as_deref(),
+        Ok(self.rt.block_on(kompox::pipeline::connect_cluster(
+            &self.cluster,
+            &self.root,
+            Some(self.driver.as_ref()),
         ))?)
     }
 
     fn placement(&self, zone: Option<&str>) -> Placement {
         match zone {
             None => Placement::Any,
-            Some(z) if self.driver.id() == "k3s" => Placement::Node(z.to_string()),
+            Some(z) if self.driver.places_on_nodes() => Placement::Node(z.to_string()),
             Some(z) => Placement::Zonal(z.to_string()),
         }
     }

@@ -1025,3 +1025,90 @@ async fn a_disk_create_killed_after_sending_is_finished_by_the_next_run() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     assert_eq!(raw_volumes(REGION, &app_id_hash).await.len(), 1);
 }
+
+/// A region move with the CLI: snapshot in us-east-1, `snapshot copy
+/// --to-region us-west-2`, point the Provider at us-west-2 (same names,
+/// so the same app identity), and restore the copy there.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_moves_a_volume_to_another_region_through_a_snapshot_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".kompox")).unwrap();
+    let app_file = dir.path().join("kompoxapp.yml");
+    std::fs::write(&app_file, kom(&moto().endpoint).replace("killed", "mover")).unwrap();
+    std::fs::write(
+        dir.path().join("compose.yml"),
+        "services:\n  web:\n    image: nginx:1.27\n    volumes: [\"data:/data\"]\n",
+    )
+    .unwrap();
+    let run = |a: &[&str]| -> serde_json::Value {
+        let out = kompoxops(dir.path()).args(a).output().unwrap();
+        assert!(out.status.success(), "{a:?}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    run(&[
+        "disk",
+        "create",
+        "-V",
+        "data",
+        "-N",
+        "d1",
+        "-Z",
+        "us-east-1-1",
+    ]);
+    run(&[
+        "snapshot", "create", "-V", "data", "-N", "s1", "-S", "disk:d1",
+    ]);
+    let op = run(&[
+        "snapshot",
+        "copy",
+        "-V",
+        "data",
+        "-N",
+        "s1",
+        "--to-region",
+        OTHER_REGION,
+    ]);
+    assert_eq!(op["kind"], "copy_snapshot", "{op}");
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(
+        op["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("ebs-copy:{OTHER_REGION}:snap-")),
+        "{op}"
+    );
+
+    // The Provider now points at the other region.
+    let text_kom = std::fs::read_to_string(&app_file).unwrap();
+    std::fs::write(
+        &app_file,
+        text_kom.replace(
+            &format!("AWS_REGION: {REGION}"),
+            &format!("AWS_REGION: {OTHER_REGION}"),
+        ),
+    )
+    .unwrap();
+    let snaps = run(&["snapshot", "list", "-V", "data"]);
+    assert_eq!(snaps[0]["name"], "s1", "{snaps}");
+    let disk = run(&[
+        "disk",
+        "create",
+        "-V",
+        "data",
+        "-N",
+        "d1",
+        "-S",
+        "snapshot:s1",
+        "-Z",
+        &format!("{OTHER_REGION}-1"),
+    ]);
+    assert_eq!(disk["zone"], format!("{OTHER_REGION}a"), "{disk}");
+    let raw = ec2(OTHER_REGION)
+        .describe_volumes()
+        .volume_ids(disk["handle"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let copied = snaps[0]["handle"].as_str().unwrap();
+    assert_eq!(raw.volumes()[0].snapshot_id(), Some(copied));
+}

@@ -122,6 +122,22 @@ pub enum SnapshotCommand {
     /// Delete a snapshot.
     #[command(disable_version_flag = true)]
     Delete,
+    /// Copy a snapshot to another region (a region move or disaster
+    /// recovery), then restore it there with `disk create -S`. Prints the
+    /// operation (JSON); without `--no-wait`, waits until it is done.
+    #[command(disable_version_flag = true)]
+    Copy {
+        /// The target region (e.g. `us-west-2`).
+        #[arg(long = "to-region", value_name = "REGION")]
+        to_region: String,
+        /// Print the started operation and return; poll it again by
+        /// running the same command (the driver answers the same copy).
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for the copy.
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        timeout: u64,
+    },
 }
 
 /// The selected App and its Provider's driver.
@@ -582,6 +598,35 @@ pub fn run_snapshot(g: &GlobalArgs, args: &SnapshotArgs) -> anyhow::Result<i32> 
                 .map_err(|e| derr(&format!("snapshot create `{name}`"), e))?;
             eprintln!("created snapshot `{}` of volume `{}`", snap.name, vol.name);
             print_json(&snap)?;
+        }
+        SnapshotCommand::Copy {
+            to_region,
+            no_wait,
+            timeout,
+        } => {
+            let name = need_name(args.name.as_deref(), "snapshot")?;
+            let op =
+                t.rt.block_on(t.driver.copy_snapshot(&t.scope, &vol.name, name, to_region))
+                    .map_err(|e| derr(&format!("snapshot copy `{name}` to {to_region}"), e))?;
+            let op = if *no_wait {
+                op
+            } else {
+                eprintln!(
+                    "copying snapshot `{name}` of volume `{}` to {to_region} (operation {})",
+                    vol.name, op.id
+                );
+                t.run(kompox::provider::driver::wait_operation(
+                    t.driver.as_ref(),
+                    op,
+                    std::time::Duration::from_secs(2),
+                    std::time::Duration::from_secs(*timeout),
+                ))
+                .map_err(|e| derr(&format!("snapshot copy `{name}` to {to_region}"), e))?
+            };
+            if let kompox::provider::driver::OperationState::Failed(m) = &op.state {
+                anyhow::bail!("snapshot copy `{name}` to {to_region} failed: {m}");
+            }
+            print_json(&op)?;
         }
         SnapshotCommand::Delete => {
             let name = need_name(args.name.as_deref(), "snapshot")?;

@@ -19,7 +19,7 @@ fn touched(c: &mut Criterion) {
         ("shared_kom", vec![".kompox/kom/shared.yml".to_string()]),
     ] {
         group.bench_with_input(BenchmarkId::from_parameter(name), &paths, |b, paths| {
-            b.iter(|| touched_apps(&project, paths, |_| true))
+            b.iter(|| touched_apps(&project, paths, |_| true, None))
         });
     }
     group.finish();

@@ -101,7 +101,7 @@ pub async fn plan_touched(
         }
         plan.apps.retain(|a| {
             touched.apps.contains_key(&a.app_id)
-                || (a.status == AppStatus::Removed && touched.removed_apps)
+                || (a.status == AppStatus::Removed && touched.shows_removed(&a.app_id))
         });
         plan.failed_files
             .retain(|f| touched.failed_files.contains(&f.path));

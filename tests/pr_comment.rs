@@ -669,3 +669,21 @@ fn planning_a_pull_request_needs_read_access_only() {
         "no secret reaches the forge"
     );
 }
+
+#[test]
+fn a_pull_request_that_removes_an_app_shows_that_app_removed() {
+    let (tb, g) = (testbed(), gitea::gitea());
+    let f = Fixture::new(tb, g, "prrm", &["web", "db"]);
+    let out = f.kompoxops(&["apply", "--auto-approve", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.work.git(&["rm", "-q", "-r", "apps/db"]);
+    f.push_feature("retire db");
+    let n = g.open_pull(&f.full_name, "feature", "main", "retire db");
+    let out = f.plan_pr(g, n, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let body = &plan_comments(g, &f.full_name, n)[0].1;
+    // Named from the base revision: the removed App, not the untouched one.
+    assert!(body.contains("| db | tb |"), "{body}");
+    assert!(body.contains("(removed from Git)"), "{body}");
+    assert!(!body.contains("<b>web</b>"), "{body}");
+}

@@ -84,8 +84,19 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs, pr_arg: &str) -> anyhow::Result<i32>
     };
     render::diagnostics(&project.warnings, &loaded.tree);
 
-    let changed = changed_paths(&loaded.root, pa.base.as_deref().unwrap_or(&info.base_sha))?;
-    let touched = touched_apps(&project, &changed, |p| loaded.root.join(p).exists());
+    let base_rev = pa.base.as_deref().unwrap_or(&info.base_sha);
+    let (changed, prefix) = changed_paths(&loaded.root, base_rev)?;
+    // The base's Apps tell which Apps the pull request removes; a base
+    // that does not load only loses that precision.
+    let base = kompox::source::git::tree_at(&loaded.root, base_rev, &prefix)
+        .ok()
+        .and_then(|t| kompox::kom::load_project(&t, &kompox::kom::ProjectEnv::default()).ok());
+    let touched = touched_apps(
+        &project,
+        &changed,
+        |p| loaded.root.join(p).exists(),
+        base.as_ref(),
+    );
     tracing::info!(pr = %pr, changed = changed.len(), apps = touched.apps.len(), "pull request");
 
     let ids = apps_in_scope(&project, &touched);
@@ -173,23 +184,30 @@ enum Owned {
     Runs(Vec<clusters::ClusterRun>),
 }
 
-/// Every App of every Cluster that has a touched App (prunes need the
-/// whole cluster); all Apps when the pull request may remove some.
+/// Every App of every Cluster that has a touched or removed App (prunes
+/// need the whole cluster); all Apps when the pull request may remove
+/// some we cannot name.
 fn apps_in_scope(project: &kompox::kom::Project, touched: &Touched) -> Vec<ResourceId> {
-    let clusters: Vec<ResourceId> = touched.apps.keys().filter_map(ResourceId::parent).collect();
+    let clusters: Vec<ResourceId> = touched
+        .apps
+        .keys()
+        .chain(touched.removed.keys())
+        .filter_map(ResourceId::parent)
+        .collect();
     project
         .kom
         .apps
         .iter()
         .filter(|a| {
-            touched.removed_apps || a.meta.id.parent().is_some_and(|c| clusters.contains(&c))
+            touched.removed_unknown || a.meta.id.parent().is_some_and(|c| clusters.contains(&c))
         })
         .map(|a| a.meta.id.clone())
         .collect()
 }
 
-/// Paths the pull request changes, relative to the project root.
-fn changed_paths(root: &Path, base: &str) -> anyhow::Result<Vec<String>> {
+/// Paths the pull request changes, relative to the project root, and
+/// the project root's path in the repository (`""`: its root).
+fn changed_paths(root: &Path, base: &str) -> anyhow::Result<(Vec<String>, String)> {
     let work_tree = kompox::source::git::work_tree_root(root)
         .with_context(|| format!("`{}` is not inside a Git checkout", root.display()))?;
     let (_, paths) = kompox::source::git::local_changed_paths(root, base, "HEAD").with_context(
@@ -205,7 +223,7 @@ fn changed_paths(root: &Path, base: &str) -> anyhow::Result<Vec<String>> {
         .unwrap_or(Path::new(""))
         .to_string_lossy()
         .replace('\\', "/");
-    Ok(paths
+    let paths = paths
         .iter()
         .filter_map(|p| {
             let p = p.to_string_lossy().replace('\\', "/");
@@ -215,7 +233,8 @@ fn changed_paths(root: &Path, base: &str) -> anyhow::Result<Vec<String>> {
                 p.strip_prefix(&format!("{prefix}/")).map(str::to_string)
             }
         })
-        .collect())
+        .collect();
+    Ok((paths, prefix))
 }
 
 fn auth(a: &PrArgs, forge: ForgeKind) -> anyhow::Result<ForgeAuth> {

@@ -75,7 +75,7 @@ fn project() -> Project {
 
 fn touched(changed: &[&str]) -> Touched {
     let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
-    touched_apps(&project(), &changed, |p| !p.contains("deleted"))
+    touched_apps(&project(), &changed, |p| !p.contains("deleted"), None)
 }
 
 fn names(t: &Touched) -> Vec<&str> {
@@ -91,7 +91,7 @@ fn a_change_in_an_app_directory_touches_only_that_app() {
         "`apps/gitea/gitea.env` changed"
     );
     assert!(t.failed_files.is_empty());
-    assert!(!t.removed_apps);
+    assert!(!t.removed_unknown && t.removed.is_empty());
 }
 
 #[test]
@@ -131,10 +131,37 @@ fn a_broken_app_file_that_changed_is_reported() {
 }
 
 #[test]
-fn a_deleted_app_file_asks_for_removed_apps() {
+fn without_a_base_a_deleted_app_file_asks_for_removed_apps() {
     let t = touched(&["apps/deleted/kompoxapp.yml"]);
-    assert!(t.removed_apps);
-    assert!(!touched(&["apps/deleted/notes.txt"]).removed_apps);
+    assert!(t.removed_unknown);
+    assert!(!touched(&["apps/deleted/notes.txt"]).removed_unknown);
+}
+
+#[test]
+fn with_a_base_the_removed_apps_are_named() {
+    // The base had `wiki` and `uptime`; the head drops `wiki`'s files.
+    let base = project();
+    let mut head = project();
+    let wiki = head
+        .kom
+        .apps
+        .iter()
+        .position(|a| a.meta.name == "wiki")
+        .unwrap();
+    let wiki = head.kom.apps.remove(wiki).meta.id;
+    let changed = vec!["apps/wiki/kompoxapp.yml".to_string()];
+    let t = touched_apps(&head, &changed, |_| false, Some(&base));
+    assert_eq!(t.removed.keys().collect::<Vec<_>>(), [&wiki]);
+    assert!(!t.removed_unknown, "the base says exactly which");
+    assert!(t.shows_removed(&wiki));
+    let uptime = base
+        .kom
+        .apps
+        .iter()
+        .find(|a| a.meta.name == "uptime")
+        .unwrap();
+    assert!(!t.shows_removed(&uptime.meta.id));
+    assert!(t.apps.is_empty());
 }
 
 // ---- fitting ----

@@ -5,9 +5,10 @@
 //! or a file declaring a Workspace, Provider or Cluster it inherits from:
 //! a shared KOM change can change every App under it. A change to
 //! `.kompox/config.yml` (which app files exist, their defaults) touches
-//! everything. Apps the pull request removes are not in the head project;
-//! they are shown when the pull request deletes a YAML file (see
-//! [`Touched::removed_apps`]).
+//! everything. Apps the pull request removes are found in the base
+//! project (the same rules on its files); without a base, they are shown
+//! when the pull request deletes a YAML file (see
+//! [`Touched::removed_unknown`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,14 +25,27 @@ pub struct Touched {
     pub apps: BTreeMap<ResourceId, String>,
     /// App files that failed to load and whose directory changed.
     pub failed_files: BTreeSet<String>,
-    /// The pull request deletes a YAML file, which may remove Apps: Apps
-    /// the plan finds in the cluster but not in Git are shown too.
-    pub removed_apps: bool,
+    /// Apps of the base that the head no longer has, and whose files the
+    /// pull request changed: the pull request removes them.
+    pub removed: BTreeMap<ResourceId, String>,
+    /// No base project to compare with, and the pull request deletes a
+    /// YAML file, which may remove Apps: Apps the plan finds in the cluster
+    /// but not in Git are shown too.
+    pub removed_unknown: bool,
 }
 
 impl Touched {
     pub fn is_empty(&self) -> bool {
-        self.apps.is_empty() && self.failed_files.is_empty() && !self.removed_apps
+        self.apps.is_empty()
+            && self.failed_files.is_empty()
+            && self.removed.is_empty()
+            && !self.removed_unknown
+    }
+
+    /// Whether the plan of a removed App (found live, not in Git) belongs
+    /// in the comment.
+    pub fn shows_removed(&self, id: &ResourceId) -> bool {
+        self.removed_unknown || self.removed.contains_key(id)
     }
 }
 
@@ -39,41 +53,27 @@ impl Touched {
 ///
 /// `changed` are `/`-separated paths relative to the project root (the
 /// caller strips a repository sub-path); `exists_in_head` tells whether a
-/// changed path still exists at the head commit (false: deleted).
+/// changed path still exists at the head commit (false: deleted); `base`
+/// is the project at the pull request's base, when it could be loaded.
 pub fn touched_apps(
     project: &Project,
     changed: &[String],
     exists_in_head: impl Fn(&str) -> bool,
+    base: Option<&Project>,
 ) -> Touched {
     let changed: BTreeSet<&str> = changed.iter().map(|p| p.trim_start_matches("./")).collect();
     let mut out = Touched::default();
     let everything = changed.contains(CONFIG_PATH);
-
-    // Files declaring shared objects, by id: an App inherits from its
-    // Workspace, Provider and Cluster.
-    let kom = &project.kom;
-    let origin_of: BTreeMap<String, &str> = kom
-        .workspaces
-        .iter()
-        .map(|w| &w.meta)
-        .chain(kom.providers.iter().map(|p| &p.meta))
-        .chain(kom.clusters.iter().map(|c| &c.meta))
-        .map(|m| (m.id.to_string(), m.origin.path.as_str()))
-        .collect();
-    let boxes_changed: BTreeSet<String> = kom
-        .boxes
-        .iter()
-        .filter(|b| changed.contains(b.meta.origin.path.as_str()))
-        .filter_map(|b| b.meta.id.parent().map(|p| p.to_string()))
-        .collect();
-
-    for app in &kom.apps {
-        let reason = if everything {
+    let why = |index: &Index<'_>, app: &crate::model::App| {
+        if everything {
             Some(format!("`{CONFIG_PATH}` changed"))
         } else {
-            app_reason(app, &changed, &origin_of, &boxes_changed)
-        };
-        if let Some(r) = reason {
+            app_reason(app, &changed, &index.0, &index.1)
+        }
+    };
+    let head_index = shared_index(project, &changed);
+    for app in &project.kom.apps {
+        if let Some(r) = why(&head_index, app) {
             out.apps.insert(app.meta.id.clone(), r);
         }
     }
@@ -83,8 +83,45 @@ pub fn touched_apps(
             out.failed_files.insert(f.path.clone());
         }
     }
-    out.removed_apps = changed.iter().any(|p| is_yaml(p) && !exists_in_head(p));
+    match base {
+        Some(base) => {
+            let base_index = shared_index(base, &changed);
+            for app in &base.kom.apps {
+                if project.kom.app(&app.meta.id).is_none()
+                    && let Some(r) = why(&base_index, app)
+                {
+                    out.removed.insert(app.meta.id.clone(), r);
+                }
+            }
+        }
+        None => {
+            out.removed_unknown = changed.iter().any(|p| is_yaml(p) && !exists_in_head(p));
+        }
+    }
     out
+}
+
+/// Files declaring shared objects, by id (an App inherits from its
+/// Workspace, Provider and Cluster), and the Apps whose Boxes changed.
+type Index<'p> = (BTreeMap<String, &'p str>, BTreeSet<String>);
+
+fn shared_index<'p>(project: &'p Project, changed: &BTreeSet<&str>) -> Index<'p> {
+    let kom = &project.kom;
+    let origin_of = kom
+        .workspaces
+        .iter()
+        .map(|w| &w.meta)
+        .chain(kom.providers.iter().map(|p| &p.meta))
+        .chain(kom.clusters.iter().map(|c| &c.meta))
+        .map(|m| (m.id.to_string(), m.origin.path.as_str()))
+        .collect();
+    let boxes_changed = kom
+        .boxes
+        .iter()
+        .filter(|b| changed.contains(b.meta.origin.path.as_str()))
+        .filter_map(|b| b.meta.id.parent().map(|p| p.to_string()))
+        .collect();
+    (origin_of, boxes_changed)
 }
 
 fn app_reason(

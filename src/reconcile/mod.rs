@@ -93,6 +93,7 @@ impl RevisionSource for crate::source::git::GitSource {
         Ok(pull::PullCheckout {
             revision: head.commit,
             dir: head.dir,
+            base_dir: Some(base.dir),
             changed: changed
                 .iter()
                 .map(|p| p.to_string_lossy().replace('\\', "/"))

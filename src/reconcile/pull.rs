@@ -29,6 +29,9 @@ pub struct PullCheckout {
     pub dir: PathBuf,
     /// Paths the pull request changes, relative to the repository root.
     pub changed: Vec<String>,
+    /// The followed branch's files, to tell which Apps the pull request
+    /// removes.
+    pub base_dir: Option<PathBuf>,
 }
 
 /// What a pull-request review did, for logs and tests.
@@ -97,12 +100,21 @@ impl Controller {
         let cluster_id = self.cluster_id(&project)?;
         let key = self.comment_key(Some(cluster_id.name()));
         let changed = strip_sub_path(&checkout.changed, self.settings.path.as_deref());
-        let touched = touched_apps(&project, &changed, |p| root.join(p).exists());
+        let base = checkout.base_dir.as_ref().and_then(|d| {
+            let dir = match &self.settings.path {
+                Some(p) => d.join(p),
+                None => d.clone(),
+            };
+            let tree = FileTree::read_dir(&dir, &crate::source::TreeLimits::default()).ok()?;
+            kom::load_project(&tree, &ProjectEnv::default()).ok()
+        });
+        let touched = touched_apps(&project, &changed, |p| root.join(p).exists(), base.as_ref());
         let of_cluster = |id: &crate::model::ResourceId| id.parent().as_ref() == Some(&cluster_id);
         let planned = touched.apps.keys().filter(|id| of_cluster(id)).count();
+        let removes = touched.removed_unknown || touched.removed.keys().any(&of_cluster);
 
         let conn = self.ensure_connected(&project, &root).await?;
-        let observed = if planned > 0 || touched.removed_apps {
+        let observed = if planned > 0 || removes {
             let mut observed = cluster::observe(&conn)
                 .await
                 .map_err(|e| ReconcileError::Cluster(e.to_string()))?;

@@ -42,6 +42,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use crate::source::FileTree;
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, Direction, ErrorClass, ErrorCode,
     FetchOptions, ObjectType, Oid, ProxyOptions, RemoteCallbacks, Repository, Tree,
@@ -974,6 +975,53 @@ pub fn local_changed_paths(
         .to_string();
     let paths = diff_since_merge_base(&repo, base, head, local)?;
     Ok((head_id, paths))
+}
+
+/// The files of commit `rev` under directory `sub` (`""`: all), paths
+/// relative to `sub`, from the repository holding `repo_dir` (a work tree
+/// or a bare cache): the base of a pull request, read without a checkout.
+pub fn tree_at(repo_dir: &Path, rev: &str, sub: &str) -> Result<FileTree, GitError> {
+    let repo = Repository::open(repo_dir)
+        .or_else(|_| Repository::discover(repo_dir))
+        .map_err(|e| GitError::Config(e.message().to_string()))?;
+    let tree = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_tree())
+        .map_err(|_| GitError::UnknownRevision {
+            rev: rev.to_string(),
+        })?;
+    let sub = sub.trim_matches('/');
+    let prefix = if sub.is_empty() {
+        String::new()
+    } else {
+        format!("{sub}/")
+    };
+    let mut out = FileTree::new();
+    let mut failed = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() != Some(git2::ObjectType::Blob) {
+            return git2::TreeWalkResult::Ok;
+        }
+        let path = format!("{dir}{}", entry.name().unwrap_or_default());
+        let Some(rel) = path.strip_prefix(&prefix) else {
+            return git2::TreeWalkResult::Ok;
+        };
+        match repo.find_blob(entry.id()) {
+            Ok(blob) => {
+                out.add_file(rel, blob.content().to_vec());
+                git2::TreeWalkResult::Ok
+            }
+            Err(e) => {
+                failed = Some(e);
+                git2::TreeWalkResult::Abort
+            }
+        }
+    })
+    .map_err(|e| GitError::Config(e.message().to_string()))?;
+    match failed {
+        Some(e) => Err(GitError::Config(e.message().to_string())),
+        None => Ok(out),
+    }
 }
 
 /// The work tree root of the repository holding `dir`, if any.

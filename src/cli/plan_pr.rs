@@ -22,16 +22,18 @@ use kompox::review::{self, ClusterView};
 #[derive(Debug, Clone, clap::Args)]
 pub struct PrArgs {
     /// Plan a pull request and post the plan on it:
-    /// `github:OWNER/REPO#N` or `gitea:OWNER/REPO#N`.
+    /// `github:OWNER/REPO#N`, `gitea:OWNER/REPO#N` or
+    /// `gitlab:GROUP/SUBGROUP/PROJECT#IID` (a merge request).
     #[arg(long, value_name = "FORGE:OWNER/REPO#N")]
     pub pr: Option<String>,
     /// The forge's base URL (GitHub: https://api.github.com by default;
-    /// Gitea: required, e.g. https://gitea.example.com).
+    /// Gitea: required, e.g. https://gitea.example.com; GitLab:
+    /// https://gitlab.com by default, or the server, e.g. $CI_SERVER_URL).
     #[arg(long, env = "KOMPOX_FORGE_URL", value_name = "URL")]
     pub forge_url: Option<String>,
     /// A file holding the forge token. Without it the token comes from
-    /// `KOMPOX_FORGE_TOKEN`, then `GITHUB_TOKEN` (GitHub) or `GITEA_TOKEN`
-    /// (Gitea).
+    /// `KOMPOX_FORGE_TOKEN`, then `GITHUB_TOKEN` (GitHub), `GITEA_TOKEN`
+    /// (Gitea) or `GITLAB_TOKEN` (GitLab: an access token with scope `api`).
     #[arg(long, value_name = "FILE")]
     pub forge_token_file: Option<String>,
     /// GitHub App id (with --github-app-installation and --github-app-key-file),
@@ -213,7 +215,7 @@ fn changed_paths(root: &Path, base: &str) -> anyhow::Result<(Vec<String>, String
     let (_, paths) = kompox::source::git::local_changed_paths(root, base, "HEAD").with_context(
         || {
             format!(
-                "cannot diff the pull request against `{base}`: the checkout needs the base commit and history (GitHub Actions: actions/checkout with fetch-depth: 0)"
+                "cannot diff the pull request against `{base}`: the checkout needs the base commit and history (GitHub Actions: actions/checkout with fetch-depth: 0; GitLab CI: GIT_DEPTH: 0)"
             )
         },
     )?;

@@ -5,6 +5,10 @@
 //! A comment belongs to part *n* of family *key* when its first line is
 //! exactly [`comment_marker`]`(key, n)`: markers quoted further down a
 //! reply, or the marker of another key, never match.
+//!
+//! The same sync runs on every forge; only paths, the edit method and
+//! pagination differ (GitLab: merge request notes, edited with `PUT`,
+//! paged by `X-Next-Page`; its system notes are not comments).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -13,11 +17,13 @@ use serde::Deserialize;
 
 use super::http::{MAX_RETRIES, RetryClass, backoff, next_link};
 use super::{
-    ForgeClient, ForgeError, ForgeKind, PrRef, SyncReport, comment_marker, validate_comment_key,
+    ForgeClient, ForgeError, ForgeKind, PrRef, SyncReport, comment_marker, gitlab,
+    validate_comment_key,
 };
 
-/// GitHub's limit on a comment body, in characters (Gitea's is larger; the
-/// smaller keeps plans portable). Counted with the marker line.
+/// GitHub's limit on a comment body, in characters (Gitea's and GitLab's,
+/// 1,000,000, are larger; the smallest keeps plans portable). Counted with
+/// the marker line.
 pub const MAX_COMMENT_CHARS: usize = 65_536;
 
 /// What a part that a shorter plan no longer needs is edited to say, after
@@ -30,6 +36,8 @@ pub const RETIRED_NOTE: &str =
 const GITHUB_PAGE: usize = 100;
 /// Gitea's default `MAX_RESPONSE_ITEMS`; a larger `limit` is cut to it.
 const GITEA_PAGE: usize = 50;
+/// GitLab's largest `per_page`.
+const GITLAB_PAGE: usize = 100;
 /// Stops a forge that keeps answering "next page" from looping forever
 /// (100,000 comments on GitHub).
 const MAX_PAGES: usize = 1000;
@@ -211,6 +219,10 @@ struct ApiComment {
     id: u64,
     #[serde(default)]
     body: Option<String>,
+    /// GitLab: a note GitLab wrote about a change (a push, an approval),
+    /// not a comment anyone can edit.
+    #[serde(default)]
+    system: bool,
 }
 
 impl From<ApiComment> for ExistingComment {
@@ -326,12 +338,37 @@ impl ForgeClient {
     }
 
     async fn edit_comment(&self, pr: &PrRef, id: u64, body: &str) -> Result<(), ForgeError> {
-        let path = format!("/repos/{}/{}/issues/comments/{}", pr.owner, pr.repo, id);
+        let (method, path) = self.comment_edit(pr, id);
         let payload = serde_json::json!({ "body": body });
         self.http
-            .send(Method::PATCH, &path, Some(&payload))
+            .send(method, &path, Some(&payload))
             .await
             .map(drop)
+    }
+
+    /// The pull request's comments: listed with `GET`, created with `POST`.
+    fn comments_path(&self, pr: &PrRef) -> String {
+        match self.http.kind {
+            ForgeKind::GitLab => format!("{}/notes", gitlab::merge_request_path(pr)),
+            _ => format!(
+                "/repos/{}/{}/issues/{}/comments",
+                pr.owner, pr.repo, pr.number
+            ),
+        }
+    }
+
+    /// How comment `id` is edited.
+    fn comment_edit(&self, pr: &PrRef, id: u64) -> (Method, String) {
+        match self.http.kind {
+            ForgeKind::GitLab => (
+                Method::PUT,
+                format!("{}/notes/{}", gitlab::merge_request_path(pr), id),
+            ),
+            _ => (
+                Method::PATCH,
+                format!("/repos/{}/{}/issues/comments/{}", pr.owner, pr.repo, id),
+            ),
+        }
     }
 
     /// Creates part `part`. A create whose answer was lost may have been
@@ -347,10 +384,7 @@ impl ForgeClient {
         known: &HashSet<u64>,
         report: &mut SyncReport,
     ) -> Result<(), ForgeError> {
-        let path = format!(
-            "/repos/{}/{}/issues/{}/comments",
-            pr.owner, pr.repo, pr.number
-        );
+        let path = self.comments_path(pr);
         let payload = serde_json::json!({ "body": body });
         let marker = comment_marker(key, part);
         let mut retry = 0;
@@ -399,20 +433,22 @@ impl ForgeClient {
         }
     }
 
-    /// All comments on the pull request, oldest first.
+    /// All comments on the pull request, oldest first (GitLab's system
+    /// notes left out).
     async fn list_comments(&self, pr: &PrRef) -> Result<Vec<ExistingComment>, ForgeError> {
-        let base = format!(
-            "/repos/{}/{}/issues/{}/comments",
-            pr.owner, pr.repo, pr.number
-        );
+        let base = self.comments_path(pr);
         let mut seen = HashSet::new();
         let mut out: Vec<ExistingComment> = Vec::new();
+        // How many comments of the page were not seen before (system notes
+        // included, so that a page of them does not end the walk).
         let mut push_new = |page: Vec<ApiComment>, out: &mut Vec<ExistingComment>| {
             let mut new = 0;
             for c in page {
                 if seen.insert(c.id) {
-                    out.push(c.into());
                     new += 1;
+                    if !c.system {
+                        out.push(c.into());
+                    }
                 }
             }
             new
@@ -430,7 +466,46 @@ impl ForgeClient {
                     }
                 }
             }
-            _ => {
+            ForgeKind::GitLab => {
+                // Oldest first, as GitLab documents `sort` and `order_by`
+                // (its default is newest first). The next page is the one
+                // `X-Next-Page` names (empty on the last); without that
+                // header, the `Link` header's `rel="next"`; without either,
+                // the next number after a full page.
+                let page_url = |n: u64| {
+                    format!("{base}?per_page={GITLAB_PAGE}&page={n}&sort=asc&order_by=created_at")
+                };
+                let mut page_no = 1;
+                let mut target = page_url(page_no);
+                for _ in 0..MAX_PAGES {
+                    let reply = self.http.send(Method::GET, &target, None).await?;
+                    let page: Vec<ApiComment> = reply.json(&self.http, &Method::GET, &target)?;
+                    let len = page.len();
+                    let new = push_new(page, &mut out);
+                    let next = match reply.headers.get("x-next-page") {
+                        Some(v) => v
+                            .to_str()
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .filter(|&n| n > page_no)
+                            .map(|n| (n, page_url(n))),
+                        None => match next_link(&reply.headers) {
+                            Some(link) => Some((page_no + 1, link)),
+                            None => {
+                                (len >= GITLAB_PAGE).then(|| (page_no + 1, page_url(page_no + 1)))
+                            }
+                        },
+                    };
+                    match next {
+                        Some((n, url)) if new > 0 => {
+                            page_no = n;
+                            target = url;
+                        }
+                        _ => return Ok(sorted(out)),
+                    }
+                }
+            }
+            ForgeKind::Gitea => {
                 // Gitea: `page`/`limit`. Some versions ignore them on this
                 // endpoint and answer everything at once, so a page that
                 // brings nothing new, or reaching X-Total-Count, also ends

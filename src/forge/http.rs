@@ -6,11 +6,16 @@
 //! send again; one whose answer was lost (timeout, dropped connection,
 //! 502/503/504) may have been carried out, which matters only for creates
 //! — [`Http::send_once`] leaves that decision to the caller.
+//!
+//! GitHub and Gitea take the token in `Authorization`; GitLab in
+//! `PRIVATE-TOKEN` (its personal, project and group access tokens).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, LINK, RETRY_AFTER};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LINK, RETRY_AFTER,
+};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -28,6 +33,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const USER_AGENT: &str = concat!("kompoxops/", env!("CARGO_PKG_VERSION"));
 const GITHUB_API: &str = "https://api.github.com";
 const GITHUB_API_VERSION: &str = "2022-11-28";
+const GITLAB_API: &str = "https://gitlab.com/api/v4";
+/// GitLab's header for personal, project and group access tokens.
+const PRIVATE_TOKEN: HeaderName = HeaderName::from_static("private-token");
 /// How much of a forge's error message goes into an error.
 const MAX_MESSAGE_CHARS: usize = 500;
 
@@ -43,9 +51,30 @@ pub(crate) struct Http {
 
 #[derive(Clone)]
 enum Auth {
-    /// The whole `Authorization` value, marked sensitive.
-    Token(HeaderValue),
+    Token(Credential),
     App(Arc<GitHubApp>),
+}
+
+/// The header that carries a credential, its value marked sensitive.
+#[derive(Clone)]
+struct Credential {
+    name: HeaderName,
+    value: HeaderValue,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}: <redacted>)", self.name)
+    }
+}
+
+impl Credential {
+    fn authorization(value: HeaderValue) -> Self {
+        Credential {
+            name: AUTHORIZATION,
+            value,
+        }
+    }
 }
 
 /// A successful answer.
@@ -94,12 +123,6 @@ impl Http {
         auth: ForgeAuth,
         timeout: Duration,
     ) -> Result<Self, ForgeError> {
-        if kind == ForgeKind::GitLab {
-            return Err(ForgeError::Unsupported {
-                forge: kind,
-                what: "pull request comments and statuses",
-            });
-        }
         let api_base = api_base(kind, base_url)?;
         let auth = match auth {
             ForgeAuth::Token(token) => Auth::Token(token_header(kind, &token)?),
@@ -216,7 +239,7 @@ impl Http {
         method: &Method,
         target: &Target,
         body: Option<&Value>,
-        auth: Option<&HeaderValue>,
+        auth: Option<&Credential>,
     ) -> Result<Reply, ForgeError> {
         let mut retry = 0;
         loop {
@@ -243,15 +266,15 @@ impl Http {
         method: &Method,
         target: &Target,
         body: Option<&Value>,
-        auth: Option<&HeaderValue>,
+        auth: Option<&Credential>,
     ) -> Result<Reply, Failure> {
         let mut renewed = false;
         loop {
-            let header = match auth {
-                Some(h) => h.clone(),
-                None => self.authorization().await.map_err(Failure::never)?,
+            let credential = match auth {
+                Some(c) => c.clone(),
+                None => self.credential().await.map_err(Failure::never)?,
             };
-            let out = self.attempt(method, target, body, header).await;
+            let out = self.attempt(method, target, body, credential).await;
             // An installation token can be revoked before it expires
             // (app reinstalled, key rotated): fetch a new one, once.
             if let (Err(f), Auth::App(app), None) = (&out, &self.auth, auth)
@@ -271,13 +294,13 @@ impl Http {
         method: &Method,
         target: &Target,
         body: Option<&Value>,
-        auth: HeaderValue,
+        credential: Credential,
     ) -> Result<Reply, Failure> {
         let mut req = self
             .client
             .request(method.clone(), &target.url)
             .timeout(self.timeout)
-            .header(AUTHORIZATION, auth);
+            .header(credential.name, credential.value);
         req = match self.kind {
             ForgeKind::GitHub => req
                 .header(ACCEPT, "application/vnd.github+json")
@@ -328,16 +351,17 @@ impl Http {
             || (status == StatusCode::FORBIDDEN
                 && (headers.contains_key(RETRY_AFTER)
                     || header("x-ratelimit-remaining") == Some("0")));
-        let class = if rate_limited {
+        // GitLab answers 409 when another update of the same commit status
+        // holds its lock: nothing was done, and it is free again shortly.
+        let locked = self.kind == ForgeKind::GitLab && status == StatusCode::CONFLICT;
+        let class = if rate_limited || locked {
             RetryClass::NotSent
         } else if matches!(status.as_u16(), 502..=504) {
             RetryClass::MaybeDone
         } else {
             RetryClass::Never
         };
-        let retry_after = header(RETRY_AFTER.as_str())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(headers, SystemTime::now());
         Failure {
             error: ForgeError::Status {
                 forge: self.kind,
@@ -385,10 +409,13 @@ impl Http {
         }
     }
 
-    async fn authorization(&self) -> Result<HeaderValue, ForgeError> {
+    async fn credential(&self) -> Result<Credential, ForgeError> {
         match &self.auth {
-            Auth::Token(h) => Ok(h.clone()),
-            Auth::App(app) => self.installation_token(app).await,
+            Auth::Token(c) => Ok(c.clone()),
+            Auth::App(app) => self
+                .installation_token(app)
+                .await
+                .map(Credential::authorization),
         }
     }
 
@@ -410,6 +437,7 @@ impl Http {
         let target = self.resolve(&Method::POST, &path)?;
         // Each call mints a new token and nothing else: safe to repeat.
         // Boxed: sending is what calls this (with the configured auth).
+        let bearer = Credential::authorization(bearer);
         let reply =
             Box::pin(self.send_retrying(&Method::POST, &target, None, Some(&bearer))).await?;
         #[derive(serde::Deserialize)]
@@ -458,7 +486,31 @@ pub(crate) fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
         .min(BACKOFF_CAP)
 }
 
-/// The `rel="next"` URL of a `Link` header (RFC 8288), as GitHub paginates.
+/// How long the forge asked to wait: `Retry-After` in seconds (GitHub,
+/// GitLab), else GitLab's `RateLimit-Reset`, documented as the Unix time
+/// the quota resets (a small number is taken as seconds from now, as the
+/// IETF draft of that header has it).
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(secs) = number(RETRY_AFTER.as_str()) {
+        return Some(Duration::from_secs(secs));
+    }
+    let reset = number("ratelimit-reset")?;
+    // Anything after 2001-09-09 is a time, not a delay.
+    if reset < 1_000_000_000 {
+        return Some(Duration::from_secs(reset));
+    }
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+/// The `rel="next"` URL of a `Link` header (RFC 8288), as GitHub and
+/// GitLab paginate.
 pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(LINK)
@@ -489,6 +541,7 @@ fn api_base(kind: ForgeKind, base_url: Option<&str>) -> Result<String, ForgeErro
     let raw = match base_url.map(str::trim).filter(|s| !s.is_empty()) {
         Some(raw) => raw,
         None if kind == ForgeKind::GitHub => return Ok(GITHUB_API.into()),
+        None if kind == ForgeKind::GitLab => return Ok(GITLAB_API.into()),
         None => {
             return Err(bad(
                 "none given; Gitea has no default (e.g. https://gitea.example.com)",
@@ -514,12 +567,13 @@ fn api_base(kind: ForgeKind, base_url: Option<&str>) -> Result<String, ForgeErro
             base = GITHUB_API.into();
         }
         ForgeKind::Gitea if !base.ends_with("/api/v1") => base.push_str("/api/v1"),
+        ForgeKind::GitLab if !base.ends_with("/api/v4") => base.push_str("/api/v4"),
         _ => {}
     }
     Ok(base)
 }
 
-fn token_header(kind: ForgeKind, token: &str) -> Result<HeaderValue, ForgeError> {
+fn token_header(kind: ForgeKind, token: &str) -> Result<Credential, ForgeError> {
     let bad = |reason: &str| ForgeError::InvalidCredentials {
         forge: kind,
         what: "token",
@@ -530,12 +584,31 @@ fn token_header(kind: ForgeKind, token: &str) -> Result<HeaderValue, ForgeError>
     if token.is_empty() {
         return Err(bad("it is empty"));
     }
-    let scheme = match kind {
-        ForgeKind::GitHub => "Bearer",
-        _ => "token",
+    let not_header = || bad("it contains characters not allowed in an HTTP header");
+    let (name, value) = match kind {
+        ForgeKind::GitHub => (AUTHORIZATION, format!("Bearer {token}")),
+        ForgeKind::Gitea => (AUTHORIZATION, format!("token {token}")),
+        ForgeKind::GitLab => {
+            // The documented prefixes (GitLab 16.9+) of the two kinds that
+            // cannot write notes: refuse them before any request.
+            if token.starts_with("glcbt-") {
+                return Err(bad(
+                    "it is a CI/CD job token (CI_JOB_TOKEN), which cannot write merge request \
+                     notes; use a project access token with the `api` scope (role Developer or \
+                     higher) in a masked CI/CD variable",
+                ));
+            }
+            if token.starts_with("gldt-") {
+                return Err(bad(
+                    "it is a deploy token, which cannot use the API; use a project access token \
+                     with the `api` scope",
+                ));
+            }
+            (PRIVATE_TOKEN, token.to_string())
+        }
     };
-    sensitive(&format!("{scheme} {token}"))
-        .ok_or_else(|| bad("it contains characters not allowed in an HTTP header"))
+    let value = sensitive(&value).ok_or_else(not_header)?;
+    Ok(Credential { name, value })
 }
 
 /// A header value that hyper and reqwest never print.
@@ -569,17 +642,38 @@ fn tls_config() -> Result<rustls::ClientConfig, ForgeError> {
         .with_no_client_auth())
 }
 
-/// The forge's `message` (both GitHub and Gitea use that field), with
-/// GitHub's validation `errors` details; or the start of a non-JSON body
-/// (a proxy's error page).
+/// The forge's `message` (GitHub, Gitea and GitLab use that field; GitLab's
+/// validation errors make it an object of field → messages), with GitHub's
+/// validation `errors` details, or an OAuth-style `error_description`
+/// (GitLab's insufficient scope); or the start of a non-JSON body (a
+/// proxy's error page, GitLab's plain "Retry later").
 fn forge_message(body: &[u8]) -> String {
     let mut msg = match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
-            let mut msg = v
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let mut msg = match v.get("message") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Object(fields)) => fields
+                    .iter()
+                    .map(|(field, m)| match m {
+                        Value::Array(list) => {
+                            let list: Vec<String> = list
+                                .iter()
+                                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                                .collect();
+                            format!("{field}: {}", list.join(", "))
+                        }
+                        Value::String(s) => format!("{field}: {s}"),
+                        other => format!("{field}: {other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                _ => v
+                    .get("error_description")
+                    .or_else(|| v.get("error"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            };
             let details: Vec<String> = v
                 .get("errors")
                 .and_then(Value::as_array)
@@ -714,6 +808,24 @@ mod tests {
             "https://example.com/gitea/api/v1"
         );
         assert!(gt(None).unwrap_err().to_string().contains("no default"));
+        let gl = |u| api_base(ForgeKind::GitLab, u);
+        assert_eq!(gl(None).unwrap(), "https://gitlab.com/api/v4");
+        assert_eq!(
+            gl(Some("https://gitlab.com")).unwrap(),
+            "https://gitlab.com/api/v4"
+        );
+        assert_eq!(
+            gl(Some("https://gitlab.example.com/")).unwrap(),
+            "https://gitlab.example.com/api/v4"
+        );
+        assert_eq!(
+            gl(Some("https://gitlab.example.com/api/v4/")).unwrap(),
+            "https://gitlab.example.com/api/v4"
+        );
+        assert_eq!(
+            gl(Some("http://127.0.0.1:8929/gitlab")).unwrap(),
+            "http://127.0.0.1:8929/gitlab/api/v4"
+        );
         for bad in [
             "ftp://x",
             "not a url",
@@ -727,17 +839,73 @@ mod tests {
 
     #[test]
     fn tokens_become_sensitive_authorization_values() {
-        let h = token_header(ForgeKind::GitHub, " ghp_abc\n").unwrap();
+        let c = token_header(ForgeKind::GitHub, " ghp_abc\n").unwrap();
+        assert_eq!(c.name, AUTHORIZATION);
+        let h = c.value;
         assert_eq!(h.to_str().unwrap(), "Bearer ghp_abc");
         assert!(h.is_sensitive());
         assert!(!format!("{h:?}").contains("ghp_abc"));
-        let h = token_header(ForgeKind::Gitea, "abc").unwrap();
-        assert_eq!(h.to_str().unwrap(), "token abc");
+        let c = token_header(ForgeKind::Gitea, "abc").unwrap();
+        assert_eq!(c.name, AUTHORIZATION);
+        assert_eq!(c.value.to_str().unwrap(), "token abc");
         assert!(token_header(ForgeKind::Gitea, "  ").is_err());
         let e = token_header(ForgeKind::Gitea, "a\u{7f}secret")
             .unwrap_err()
             .to_string();
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn gitlab_tokens_go_in_private_token_and_job_tokens_are_refused() {
+        let c = token_header(ForgeKind::GitLab, "glpat-abc\n").unwrap();
+        assert_eq!(c.name.as_str(), "private-token");
+        assert_eq!(c.value.to_str().unwrap(), "glpat-abc");
+        assert!(c.value.is_sensitive());
+        for (token, why) in [
+            ("glcbt-64_secretjob", "job token"),
+            ("gldt-secretdeploy", "deploy token"),
+        ] {
+            let e = token_header(ForgeKind::GitLab, token)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why) && e.contains("project access token"), "{e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn waits_come_from_retry_after_or_gitlabs_ratelimit_reset() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_609_844_370);
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        assert_eq!(retry_after(&h(&[]), now), None);
+        assert_eq!(
+            retry_after(
+                &h(&[("retry-after", "7"), ("ratelimit-reset", "1609844400")]),
+                now
+            ),
+            Some(Duration::from_secs(7))
+        );
+        // GitLab documents RateLimit-Reset as a Unix time.
+        assert_eq!(
+            retry_after(&h(&[("ratelimit-reset", "1609844400")]), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&h(&[("ratelimit-reset", "1609844000")]), now),
+            Some(Duration::ZERO),
+            "a reset in the past means now"
+        );
+        assert_eq!(
+            retry_after(&h(&[("ratelimit-reset", "5")]), now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(retry_after(&h(&[("retry-after", "soon")]), now), None);
     }
 
     #[test]
@@ -754,6 +922,21 @@ mod tests {
             "<html> Bad gateway</html>"
         );
         assert_eq!(forge_message(b""), "(no message)");
+        // GitLab: validation errors by field, OAuth-style scope errors,
+        // the plain-text rate limit answer.
+        assert_eq!(
+            forge_message(
+                br#"{"message":{"body":["is too long (maximum is 1000000 characters)"]}}"#
+            ),
+            "body: is too long (maximum is 1000000 characters)"
+        );
+        assert_eq!(
+            forge_message(
+                br#"{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the access token.","scope":"api"}"#
+            ),
+            "The request requires higher privileges than provided by the access token."
+        );
+        assert_eq!(forge_message(b"Retry later\n"), "Retry later");
         assert_eq!(
             forge_message(&[b'x'; 600]).chars().count(),
             MAX_MESSAGE_CHARS + 1

@@ -1,6 +1,6 @@
 //! Forge client: read a pull request, keep Kompox's plan comments on it up
-//! to date and set a commit status, on GitHub and Gitea (the way Atlantis
-//! comments Terraform plans).
+//! to date and set a commit status, on GitHub, Gitea and GitLab (merge
+//! requests and their notes), the way Atlantis comments Terraform plans.
 //!
 //! Stage: reporting edge (`DESIGN.md`), I/O. What to post is decided
 //! elsewhere (which apps a pull request touches, the markdown); this module
@@ -23,12 +23,13 @@
 //!   client never depends on, nor panics for lack of, a process-level
 //!   crypto provider.
 //!
-//! GitLab references parse (so a command line can name them), but the
-//! client refuses them with [`ForgeError::Unsupported`].
+//! GitLab says "merge request" and "note" where GitHub says "pull request"
+//! and "comment"; this module uses GitHub's words for all three forges.
 
 mod comments;
 mod error;
 mod github_app;
+mod gitlab;
 mod http;
 
 use std::fmt;
@@ -132,12 +133,20 @@ fn valid_name_segment(s: &str) -> bool {
 /// What Kompox needs of a pull request to plan it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
+    /// The number in the reference (GitLab: the merge request's `iid`).
     pub number: u64,
-    /// `open` or `closed` (merged pull requests are `closed`).
+    /// `open` or `closed` (merged pull requests are `closed`; GitLab's
+    /// `opened` is `open`, its `closed`, `locked` and `merged` are `closed`).
     pub state: String,
     pub head_sha: String,
+    /// The head branch (GitLab: `source_branch`).
     pub head_ref: String,
+    /// The base branch (GitLab: `target_branch`).
     pub base_ref: String,
+    /// GitHub and Gitea: the base branch's head. GitLab: the merge base of
+    /// the head and the target branch (`diff_refs.base_sha`, else
+    /// `diff_refs.start_sha`). Either way, diffing from the merge base of
+    /// this and the head gives the pull request's changes.
     pub base_sha: String,
 }
 
@@ -145,7 +154,9 @@ pub struct PullRequest {
 #[derive(Clone, PartialEq, Eq)]
 pub enum ForgeAuth {
     /// A personal access token, a fine-grained token, GitHub Actions'
-    /// `GITHUB_TOKEN`, or a Gitea access token.
+    /// `GITHUB_TOKEN`, a Gitea access token, or a GitLab personal, project
+    /// or group access token (scope `api`). GitLab CI/CD job tokens
+    /// (`CI_JOB_TOKEN`) cannot write notes and are refused.
     Token(String),
     /// A GitHub App installation: the client signs a JWT with the app's key
     /// and trades it for installation tokens, which it renews itself.
@@ -186,7 +197,8 @@ pub enum StatusState {
 }
 
 impl StatusState {
-    /// The value both GitHub and Gitea expect in `state`.
+    /// The value both GitHub and Gitea expect in `state` (GitLab has its
+    /// own names: `failed` for both failures).
     pub fn as_str(self) -> &'static str {
         match self {
             StatusState::Pending => "pending",
@@ -299,7 +311,9 @@ impl ForgeClient {
     /// `https://HOST/api/v3`; `https://github.com` is taken to mean the
     /// default). For Gitea, the server's URL (`https://gitea.example.com`,
     /// `http://127.0.0.1:3000`), to which `/api/v1` is appended unless it
-    /// is there already; Gitea has no default.
+    /// is there already; Gitea has no default. For GitLab, the server's URL
+    /// (default `https://gitlab.com`; `https://gitlab.example.com`), to
+    /// which `/api/v4` is appended unless it is there already.
     pub fn new(
         kind: ForgeKind,
         base_url: Option<&str>,
@@ -333,6 +347,9 @@ impl ForgeClient {
     /// Reads a pull request: its state and the commits of its head and base.
     pub async fn pull_request(&self, pr: &PrRef) -> Result<PullRequest, ForgeError> {
         self.check_pr(pr)?;
+        if self.http.kind == ForgeKind::GitLab {
+            return self.gitlab_merge_request(pr).await;
+        }
         #[derive(Deserialize)]
         struct Branch {
             #[serde(rename = "ref")]
@@ -360,7 +377,11 @@ impl ForgeClient {
     }
 
     /// Sets a commit status on `sha` (the pull request's head), under
-    /// `context`. `description` is cut to GitHub's 140 characters.
+    /// `context` (GitLab: the status's `name`). `description` is cut to
+    /// GitHub's 140 characters.
+    ///
+    /// GitLab refuses to move a `pending` status to `pending` again; that
+    /// answer counts as success (the status already says so).
     pub async fn set_status(
         &self,
         pr: &PrRef,
@@ -374,6 +395,11 @@ impl ForgeClient {
             return Err(ForgeError::InvalidCommitSha {
                 sha: sha.to_string(),
             });
+        }
+        if self.http.kind == ForgeKind::GitLab {
+            return self
+                .gitlab_set_status(pr, sha, state, description, context)
+                .await;
         }
         let path = format!("/repos/{}/{}/statuses/{}", pr.owner, pr.repo, sha);
         let body = serde_json::json!({
@@ -521,15 +547,27 @@ mod tests {
     }
 
     #[test]
-    fn gitlab_is_refused_with_a_clear_error() {
-        let e = ForgeClient::new(
+    fn gitlab_clients_default_to_gitlab_com() {
+        let c = ForgeClient::new(ForgeKind::GitLab, None, ForgeAuth::Token("t".into())).unwrap();
+        assert_eq!(c.api_base(), "https://gitlab.com/api/v4");
+        let c = ForgeClient::new(
             ForgeKind::GitLab,
             Some("https://gitlab.example.com"),
             ForgeAuth::Token("t".into()),
         )
+        .unwrap();
+        assert_eq!(c.api_base(), "https://gitlab.example.com/api/v4");
+        let e = ForgeClient::new(
+            ForgeKind::GitLab,
+            None,
+            ForgeAuth::GitHubApp {
+                app_id: "1".into(),
+                installation_id: 2,
+                private_key_pem: String::new(),
+            },
+        )
         .unwrap_err();
-        assert!(matches!(e, ForgeError::Unsupported { .. }), "{e}");
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(e.to_string().contains("GitHub only"), "{e}");
     }
 
     #[test]

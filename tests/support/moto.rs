@@ -27,6 +27,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+// Each harness includes the shared spawner itself, so a test file need
+// not know about it; a binary using two harnesses gets two spawner threads.
+#[allow(clippy::duplicate_mod)]
 #[path = "child.rs"]
 mod child;
 

@@ -36,11 +36,15 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
+
+// Each harness includes the shared spawner itself, so a test file need
+// not know about it; a binary using two harnesses gets two spawner threads.
+#[allow(clippy::duplicate_mod)]
+#[path = "child.rs"]
+mod child;
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -59,48 +63,6 @@ pub struct Sshd {
     pub dir: PathBuf,
     child: Option<Child>,
     _tmp: tempfile::TempDir,
-}
-
-type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
-
-/// Spawns `cmd` from one thread that lives as long as the process, with
-/// `PR_SET_PDEATHSIG = SIGKILL`: the death signal follows the thread that
-/// forked, so a short-lived test thread must not be that parent.
-fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("sshd-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawn the sshd-spawner thread");
-        Mutex::new(tx)
-    });
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and calls only the
-    // async-signal-safe prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("the test process is gone"));
-            }
-            Ok(())
-        });
-    }
-    let (rtx, rrx) = mpsc::channel();
-    tx.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((cmd, rtx))
-        .map_err(|_| std::io::Error::other("sshd-spawner thread is gone"))?;
-    rrx.recv()
-        .map_err(|_| std::io::Error::other("sshd-spawner thread is gone"))?
 }
 
 /// A port that was free a moment ago (bind to :0, then release).
@@ -237,7 +199,7 @@ LogLevel INFO
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log);
-            let mut child = spawn_tied(cmd).expect("spawn sshd");
+            let mut child = child::spawn_tied(cmd).expect("spawn sshd");
             let deadline = Instant::now() + Duration::from_secs(15);
             let listening = format!("Server listening on 127.0.0.1 port {port}");
             loop {

@@ -49,11 +49,17 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+
+// Each harness includes the shared spawner itself, so a test file need
+// not know about it; a binary using two harnesses gets two spawner threads.
+#[allow(clippy::duplicate_mod)]
+#[path = "child.rs"]
+mod child;
 
 /// Prefix of the testbed's temp dirs under `std::env::temp_dir()`.
 pub const DIR_PREFIX: &str = "kompox-testbed-";
@@ -374,52 +380,6 @@ struct Cleanup {
     watchdog: Option<Child>,
 }
 
-type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
-
-/// Spawns `cmd` from the one thread that lives as long as the process, with
-/// `PR_SET_PDEATHSIG = SIGKILL`: the kernel kills the child when the test
-/// process dies, however it dies.
-fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("testbed-spawner".into())
-            .spawn(move || {
-                // The sender lives in a static, so this loop never ends and
-                // the thread (the children's "parent" for the death signal)
-                // never exits before the process does.
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawn the testbed-spawner thread");
-        Mutex::new(tx)
-    });
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and calls only the
-    // async-signal-safe prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl: then do not start.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("testbed parent is gone"));
-            }
-            Ok(())
-        });
-    }
-    let (rtx, rrx) = mpsc::channel();
-    tx.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((cmd, rtx))
-        .map_err(|_| std::io::Error::other("testbed-spawner thread is gone"))?;
-    rrx.recv()
-        .map_err(|_| std::io::Error::other("testbed-spawner thread is gone"))?
-}
-
 /// Starts `bin` with `args`, output to `<dir>/logs/<name>.log`, a clean
 /// environment (HOME = the testbed dir), and records it for cleanup.
 fn start_proc(
@@ -462,7 +422,7 @@ fn spawn_proc(
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    let child = spawn_tied(cmd).map_err(|e| format!("spawn {name}: {e}"))?;
+    let child = child::spawn_tied(cmd).map_err(|e| format!("spawn {name}: {e}"))?;
     let mut pids = fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -687,3 +687,26 @@ fn a_pull_request_that_removes_an_app_shows_that_app_removed() {
     assert!(body.contains("(removed from Git)"), "{body}");
     assert!(!body.contains("<b>web</b>"), "{body}");
 }
+
+#[test]
+fn a_closed_pull_request_gets_no_plan() {
+    let (tb, g) = (testbed(), gitea::gitea());
+    let f = Fixture::new(tb, g, "prclosed", &["web"]);
+    let (compose, _) = web("web-secret-value-0001", "1.35-closed");
+    f.work.write("apps/web/compose.yml", &compose);
+    f.push_feature("web: closed before planning");
+    let n = g.open_pull(&f.full_name, "feature", "main", "closed");
+    g.patch_json(
+        &format!("/repos/{}/pulls/{n}", f.full_name),
+        &json!({"state": "closed"}),
+    )
+    .unwrap();
+    let out = f.plan_pr(g, n, &["--offline"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("is closed: no plan posted"),
+        "{}",
+        text(&out)
+    );
+    assert!(plan_comments(g, &f.full_name, n).is_empty());
+}

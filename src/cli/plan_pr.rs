@@ -62,6 +62,12 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs, pr_arg: &str) -> anyhow::Result<i32>
     let info = rt
         .block_on(client.pull_request(&pr))
         .with_context(|| format!("cannot read pull request {pr}"))?;
+    // A closed or merged pull request's plan would describe a change that
+    // will not happen (or already did): its comment is left as it was.
+    if info.state != "open" {
+        eprintln!("pull request {pr} is {}: no plan posted", info.state);
+        return Ok(0);
+    }
     let loaded = project::load(g)?;
     let dest = Destination {
         rt: &rt,

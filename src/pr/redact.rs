@@ -16,10 +16,12 @@ use serde_json::Value as Json;
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "(redacted)";
 
-/// Values shorter than this are not searched for: replacing every `1` or
-/// `on` in a comment would garble it without protecting anything a
-/// reviewer could not guess.
-const MIN_LEN: usize = 4;
+/// Values shorter than this are not searched for. Every `environment:`
+/// value of a compose file becomes Secret data, so the values include
+/// `gitea`, `prod`, `5432` and `true`; scrubbing those would garble app,
+/// cluster and object names all over the comment, while a real password,
+/// token or key is longer (and the plan itself never prints Secret data).
+const MIN_LEN: usize = 8;
 
 /// Replaces known secret values (and each line of a multi-line value, such
 /// as a key file) in text.

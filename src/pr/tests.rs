@@ -304,6 +304,20 @@ fn secret_values_never_reach_a_comment() {
 }
 
 #[test]
+fn everyday_environment_values_do_not_garble_the_comment() {
+    // `environment:` values are Secret data too: POSTGRES_DB=gitea,
+    // MODE=prod, PORT=5432, DEBUG=true must not hide the app's name.
+    let p = parts_of(vec![details("gitea", 3, 1)]);
+    let out = fit(
+        &p,
+        &["gitea", "prod", "5432", "true", "hunter2-password"],
+        MAX_PARTS,
+    );
+    assert!(out[0].contains("<b>gitea</b>"), "{}", out[0]);
+    assert!(!out[0].contains("(redacted)"));
+}
+
+#[test]
 fn secret_values_come_from_secret_data_and_string_data() {
     let bodies = [
         serde_json::json!({"kind": "Secret", "data": {"a": "aHVudGVyMi1sb25n"}, "stringData": {"b": "plain-secret"}}),
@@ -312,7 +326,12 @@ fn secret_values_come_from_secret_data_and_string_data() {
     let mut v = secret_values(&bodies);
     v.sort();
     assert_eq!(v, ["hunter2-long", "plain-secret"]);
-    let r = Redactor::new(["line-one-secret\nline-two-secret\n".to_string()]);
+    let r = Redactor::new(["line-one-secret\nline-two-secret\nshort\n".to_string()]);
     assert_eq!(r.redact("x line-two-secret y"), "x (redacted) y");
+    assert_eq!(
+        r.redact("short"),
+        "short",
+        "lines under 8 characters are kept"
+    );
     assert_eq!(format!("{r:?}"), "Redactor(3 values)");
 }

@@ -55,6 +55,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+// Shared with the other REST harness; see `child.rs` for the lint.
+#[allow(clippy::duplicate_mod)]
+#[path = "http_json.rs"]
+mod http_json;
+use http_json::json_response;
+
 // Each harness includes the shared spawner itself, so a test file need
 // not know about it; a binary using two harnesses gets two spawner threads.
 #[allow(clippy::duplicate_mod)]
@@ -318,25 +324,6 @@ impl Testbed {
         ));
         Ok(took)
     }
-}
-
-fn json_response(
-    method: &str,
-    path: &str,
-    r: reqwest::Result<reqwest::blocking::Response>,
-) -> Result<Value, String> {
-    let r = r.map_err(|e| format!("{method} {path}: {e}"))?;
-    let status = r.status();
-    let text = r
-        .text()
-        .map_err(|e| format!("{method} {path}: reading body: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("{method} {path}: HTTP {status}: {text}"));
-    }
-    if text.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&text).map_err(|e| format!("{method} {path}: bad JSON ({e}): {text}"))
 }
 
 fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {

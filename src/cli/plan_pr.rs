@@ -231,18 +231,14 @@ fn changed_paths(root: &Path, base: &str) -> anyhow::Result<(Vec<String>, String
         .unwrap_or(Path::new(""))
         .to_string_lossy()
         .replace('\\', "/");
-    let paths = paths
+    let paths: Vec<String> = paths
         .iter()
-        .filter_map(|p| {
-            let p = p.to_string_lossy().replace('\\', "/");
-            if prefix.is_empty() {
-                Some(p)
-            } else {
-                p.strip_prefix(&format!("{prefix}/")).map(str::to_string)
-            }
-        })
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
         .collect();
-    Ok((paths, prefix))
+    Ok((
+        kompox::pr::relative_to_project(&paths, Some(&prefix)),
+        prefix,
+    ))
 }
 
 fn auth(a: &PrArgs, forge: ForgeKind) -> anyhow::Result<ForgeAuth> {

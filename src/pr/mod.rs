@@ -14,7 +14,7 @@ mod touched;
 
 pub use fit::{COMMENT_LIMIT, CommentInput, MAX_PARTS, comment_parts};
 pub use redact::{REDACTED, Redactor, secret_values};
-pub use touched::{Touched, touched_apps};
+pub use touched::{Touched, relative_to_project, touched_apps};
 
 #[cfg(test)]
 mod tests;

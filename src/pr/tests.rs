@@ -335,3 +335,14 @@ fn secret_values_come_from_secret_data_and_string_data() {
     );
     assert_eq!(format!("{r:?}"), "Redactor(3 values)");
 }
+
+#[test]
+fn repository_paths_are_made_relative_to_the_project() {
+    let paths = vec!["deploy/apps/a/compose.yml".to_string(), "README.md".into()];
+    assert_eq!(
+        relative_to_project(&paths, Some("deploy/")),
+        ["apps/a/compose.yml"]
+    );
+    assert_eq!(relative_to_project(&paths, Some("")), paths);
+    assert_eq!(relative_to_project(&paths, None), paths);
+}

@@ -173,3 +173,18 @@ fn parent_dir(path: &str) -> &str {
 fn is_yaml(path: &str) -> bool {
     path.ends_with(".yml") || path.ends_with(".yaml")
 }
+
+/// Repository paths made relative to the project's directory in the
+/// repository (`--path`, or where a CI checkout's project sits); paths
+/// outside it are dropped.
+pub fn relative_to_project(paths: &[String], sub: Option<&str>) -> Vec<String> {
+    let sub = sub.map(|s| s.trim_matches('/')).unwrap_or("");
+    if sub.is_empty() {
+        return paths.to_vec();
+    }
+    let prefix = format!("{sub}/");
+    paths
+        .iter()
+        .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}

@@ -99,7 +99,8 @@ impl Controller {
         };
         let cluster_id = self.cluster_id(&project)?;
         let key = self.comment_key(Some(cluster_id.name()));
-        let changed = strip_sub_path(&checkout.changed, self.settings.path.as_deref());
+        let changed =
+            crate::pr::relative_to_project(&checkout.changed, self.settings.path.as_deref());
         let base = checkout.base_dir.as_ref().and_then(|d| {
             let dir = match &self.settings.path {
                 Some(p) => d.join(p),
@@ -207,32 +208,12 @@ pub fn status_context(key: &str) -> String {
     }
 }
 
-/// Repository paths made relative to the project's sub-path (`--path`);
-/// paths outside it are dropped.
-fn strip_sub_path(paths: &[String], sub: Option<&str>) -> Vec<String> {
-    let sub = sub.map(|s| s.trim_matches('/')).unwrap_or("");
-    if sub.is_empty() {
-        return paths.to_vec();
-    }
-    let prefix = format!("{sub}/");
-    paths
-        .iter()
-        .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sub_paths_are_stripped_and_outside_paths_dropped() {
-        let paths = vec!["deploy/apps/a/compose.yml".to_string(), "README.md".into()];
-        assert_eq!(
-            strip_sub_path(&paths, Some("deploy/")),
-            ["apps/a/compose.yml"]
-        );
-        assert_eq!(strip_sub_path(&paths, None), paths);
+    fn status_contexts_name_their_comment_family() {
         assert_eq!(status_context(""), "kompox/plan");
         assert_eq!(status_context("prod"), "kompox/plan (prod)");
     }

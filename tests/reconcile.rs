@@ -65,20 +65,6 @@ fn status(tb: &Testbed, ns: &str) -> Value {
     Value::Object(out)
 }
 
-fn writes_in(tb: &Testbed, mark: u64, ns: &str) -> Vec<String> {
-    tb.audit_events_since(mark)
-        .into_iter()
-        .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            )
-        })
-        .filter(|e| e["objectRef"]["namespace"] == ns || e["objectRef"]["name"] == ns)
-        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
-        .collect()
-}
-
 fn exists(tb: &Testbed, path: &str) -> bool {
     tb.get_opt(path).unwrap().is_some()
 }
@@ -133,7 +119,7 @@ fn once_applies_every_app_records_status_and_a_second_pass_writes_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     for app in ["web", "api"] {
         assert_eq!(
-            writes_in(tb, mark, &repo.namespace(app)),
+            tb.test_user_writes_in(mark, &repo.namespace(app)),
             Vec::<String>::new(),
             "a pass with nothing to do wrote to {app}"
         );
@@ -277,7 +263,7 @@ fn suspended_apps_and_workspaces_are_not_applied() {
     assert!(t.contains("/app/on: suspended"), "{t}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        writes_in(tb, mark, &repo.namespace("on")),
+        tb.test_user_writes_in(mark, &repo.namespace("on")),
         Vec::<String>::new()
     );
 }

@@ -38,23 +38,6 @@ fn get(tb: &Testbed, path: &str) -> Option<Value> {
     tb.get_opt(path).unwrap()
 }
 
-/// Writes (create/update/patch/delete) the audit log saw since `mark` on
-/// objects in `ns` (or the namespace object itself).
-fn writes_in(tb: &Testbed, mark: u64, ns: &str) -> Vec<String> {
-    tb.audit_events_since(mark)
-        .into_iter()
-        .filter(|e| {
-            matches!(
-                e["verb"].as_str(),
-                Some("create" | "update" | "patch" | "delete")
-            )
-        })
-        .filter(|e| e["user"]["username"] == testbed::TEST_USER)
-        .filter(|e| e["objectRef"]["namespace"] == ns || e["objectRef"]["name"] == ns)
-        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
-        .collect()
-}
-
 #[test]
 fn first_apply_runs_the_pod_in_the_zone_and_a_second_apply_writes_nothing() {
     let tb = testbed();
@@ -86,7 +69,7 @@ fn first_apply_runs_the_pod_in_the_zone_and_a_second_apply_writes_nothing() {
     assert!(!out.contains("Apply complete"), "nothing to apply: {out}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        writes_in(tb, mark, &ns),
+        tb.test_user_writes_in(mark, &ns),
         Vec::<String>::new(),
         "a no-op apply wrote"
     );

@@ -252,6 +252,26 @@ impl Testbed {
             .collect()
     }
 
+    /// Write requests (create/update/patch/delete) that [`TEST_USER`] — the
+    /// identity kompoxops runs as in tests — made since `mark` on objects in
+    /// `ns` or on the namespace object itself, as `"verb" "uri"`. Only the
+    /// test user counts: the controllers of the testbed keep writing
+    /// (EndpointSlices, ReplicaSets) on their own schedule.
+    pub fn test_user_writes_in(&self, mark: u64, ns: &str) -> Vec<String> {
+        self.audit_events_since(mark)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e["verb"].as_str(),
+                    Some("create" | "update" | "patch" | "delete")
+                )
+            })
+            .filter(|e| e["user"]["username"] == TEST_USER)
+            .filter(|e| e["objectRef"]["namespace"] == ns || e["objectRef"]["name"] == ns)
+            .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+            .collect()
+    }
+
     /// Polls `f` every 250 ms until it returns `Some`, or panics after
     /// `timeout` naming `what`.
     pub fn wait_for<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {

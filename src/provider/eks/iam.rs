@@ -199,4 +199,31 @@ mod tests {
         assert!(missing.is_empty(), "policy lacks {missing:?}");
         assert!(extra.is_empty(), "policy allows unlisted {extra:?}");
     }
+
+    /// The node role may be handed to EKS only: without the condition the
+    /// same grant would let the caller pass it to any service (an EC2
+    /// instance, a Lambda) and act with its rights.
+    #[test]
+    fn the_node_role_is_passed_to_eks_only() {
+        let policy = documented_policy();
+        let pass: Vec<&serde_json::Value> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| strings(&s["Action"]).iter().any(|a| a == "iam:PassRole"))
+            .collect();
+        assert_eq!(pass.len(), 1, "one PassRole statement: {pass:?}");
+        let s = pass[0];
+        assert_eq!(
+            s["Condition"]["StringEquals"]["iam:PassedToService"], "eks.amazonaws.com",
+            "{s}"
+        );
+        assert_eq!(strings(&s["Action"]), vec!["iam:PassRole".to_string()]);
+        assert!(
+            strings(&s["Resource"])
+                .iter()
+                .all(|r| r.contains(":role/") && !r.ends_with('*')),
+            "PassRole names the node role, no wildcard: {s}"
+        );
+    }
 }

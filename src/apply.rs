@@ -408,7 +408,7 @@ fn live_inventory_lines(live: &Live, namespace: &str) -> Option<BTreeSet<String>
                 && o.name == INVENTORY_NAME
                 && o.namespace.as_deref() == Some(namespace)
         })
-        .map(|o| inventory_lines(&o.body))
+        .map(|o| inventory_lines(&o.body()))
 }
 
 /// Asks the API server (server-side dry-run) about every object the plan

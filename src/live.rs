@@ -59,8 +59,14 @@ pub struct LiveObject {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
-    /// The full object, server-set fields included.
-    pub body: Json,
+    /// The full object, server-set fields included, as compact JSON text.
+    /// Text, not a parsed tree: a `serde_json::Value` costs about eight
+    /// times its text (every JSON object is a map node of its own, and
+    /// `managedFields` is made of small objects), and the observed state
+    /// of a whole cluster is held for a pass — 220 MiB as trees for 1,000
+    /// Apps. The planner reads each object once or twice per pass, and
+    /// parsing it costs about what cloning the tree did.
+    text: Box<str>,
 }
 
 /// A cloud disk, in the shape of `kompoxops disk list -o json`.
@@ -225,8 +231,25 @@ impl LiveObject {
             kind: s("/kind").ok_or("kind")?,
             namespace: s("/metadata/namespace"),
             name: s("/metadata/name").ok_or("metadata.name")?,
-            body,
+            text: text_of(&body),
         })
+    }
+
+    /// The object as the API server returned it (parsed from the stored
+    /// text: the caller owns the tree and may change it freely).
+    pub fn body(&self) -> Json {
+        // The text was written from a `Json` by this module, so it always
+        // parses; `Null` would only hide a bug, never bad input.
+        serde_json::from_str(&self.text).unwrap_or(Json::Null)
+    }
+
+    /// Changes the body (tests and fixtures that simulate live edits).
+    /// The identity fields are read again from the changed body when it
+    /// still has them.
+    pub fn edit_body(&mut self, f: impl FnOnce(&mut Json)) {
+        let mut body = self.body();
+        f(&mut body);
+        self.text = text_of(&body);
     }
 
     /// A live object standing for a desired one (tests, and planning the
@@ -237,7 +260,7 @@ impl LiveObject {
             kind: o.kind.clone(),
             namespace: o.namespace.clone(),
             name: o.name.clone(),
-            body: o.body.clone(),
+            text: text_of(&o.body),
         }
     }
 
@@ -249,6 +272,13 @@ impl LiveObject {
             &self.name,
         )
     }
+}
+
+fn text_of(body: &Json) -> Box<str> {
+    // Serialising a `Value` cannot fail: its map keys are strings.
+    serde_json::to_string(body)
+        .unwrap_or_else(|_| "null".into())
+        .into_boxed_str()
 }
 
 /// Identity of an object across API versions: group (not version), kind,
@@ -365,7 +395,7 @@ fn is_inventory(o: &LiveObject) -> bool {
     o.kind == "ConfigMap"
         && o.api_version == "v1"
         && o.name == INVENTORY_NAME
-        && o.body
+        && o.body()
             .pointer("/metadata/labels")
             .and_then(|l| l.get(INVENTORY_LABEL))
             .and_then(Json::as_str)
@@ -375,8 +405,8 @@ fn is_inventory(o: &LiveObject) -> bool {
 impl Inventory {
     fn parse(o: &LiveObject) -> Result<Inventory, InventoryError> {
         let namespace = o.namespace.clone().unwrap_or_default();
-        let value = o
-            .body
+        let body = o.body();
+        let value = body
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(INVENTORY_APP_ANNOTATION))
             .and_then(Json::as_str)
@@ -393,8 +423,7 @@ impl Inventory {
                     reason: e.to_string(),
                 },
             )?;
-        let text = o
-            .body
+        let text = body
             .pointer("/data")
             .and_then(|d| d.get(INVENTORY_DATA_KEY))
             .and_then(Json::as_str)

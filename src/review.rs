@@ -58,7 +58,13 @@ pub async fn plan_touched(
     let mut forbidden = false;
     for view in clusters {
         let live = &view.observed.live;
-        secrets.extend(pr::secret_values(live.objects.iter().map(|o| &o.body)));
+        let secret_bodies: Vec<serde_json::Value> = live
+            .objects
+            .iter()
+            .filter(|o| o.kind == "Secret")
+            .map(|o| o.body())
+            .collect();
+        secrets.extend(pr::secret_values(&secret_bodies));
         let ids: Vec<ResourceId> = project
             .kom
             .apps

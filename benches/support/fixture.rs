@@ -152,7 +152,7 @@ fn assigned_disks(live: &kompox::live::Live) -> kompox::desired::AssignedDisks {
 /// The live state as the `--live` file would hold it.
 #[allow(dead_code)]
 pub fn live_json(live: &kompox::live::Live) -> String {
-    let objects: Vec<&serde_json::Value> = live.objects.iter().map(|o| &o.body).collect();
+    let objects: Vec<serde_json::Value> = live.objects.iter().map(|o| o.body()).collect();
     serde_json::json!({
         "objects": {"apiVersion": "v1", "kind": "List", "items": objects},
         "disks": live.disks,

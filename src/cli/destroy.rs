@@ -7,6 +7,7 @@
 //! and never while it holds a claim unless `--allow-destroy` (DECISIONS 9).
 
 use anyhow::bail;
+use serde_json::Value as Json;
 
 use super::plan::select;
 use super::{EXIT_ERROR, GlobalArgs, clusters};
@@ -61,14 +62,15 @@ pub fn run(g: &GlobalArgs, delete_namespace: bool, allow_destroy: bool) -> anyho
                 // The reference's selector, for apps without an inventory;
                 // like the reference it leaves Secrets and ConfigMaps (the
                 // CLI's `-override` Secrets among them).
+                let body = if in_ns { o.body() } else { Json::Null };
                 let by_label = in_ns
                     && matches!(o.kind.as_str(), "Ingress" | "Service" | "Deployment")
-                    && o.body
+                    && body
                         .pointer("/metadata/labels/app")
                         .and_then(|v| v.as_str())
                         == Some(names.workload.as_str());
                 let headless = in_ns
-                    && o.body
+                    && body
                         .pointer("/metadata/labels/kompox.dev~1compose-service-headless")
                         .is_some();
                 if !(by_inventory || by_label || headless) || !STATELESS.contains(&o.kind.as_str())

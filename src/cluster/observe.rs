@@ -1,9 +1,12 @@
 //! Observe: what Kompox owns in a cluster, as a [`Live`] value.
 
+use kube::Resource;
 use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::Request;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
-use super::kinds::KINDS;
+use super::kinds::{KINDS, KindInfo};
 use super::{Connection, write::WriteError};
 use crate::live::{Live, LiveObject};
 
@@ -19,49 +22,107 @@ pub struct Observed {
 
 const OWNED: &str = "app.kubernetes.io/managed-by=kompox";
 
-/// Lists every kind Kompox writes with the ownership label selector, one
-/// request per kind, and the nodes.
+/// Objects per list request. The API server pages large lists anyway;
+/// asking for pages keeps one response (its text and the parsed page) at
+/// a bounded size whatever the number of Apps — client-go's pager uses
+/// the same figure.
+const PAGE: u32 = 500;
+
+/// One page of a list response: the items are kept as raw JSON text and
+/// parsed one at a time, so a page never exists as a whole parsed tree.
+#[derive(serde::Deserialize)]
+struct Page<'a> {
+    #[serde(borrow, default)]
+    items: Vec<&'a RawValue>,
+    #[serde(default)]
+    metadata: PageMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PageMeta {
+    #[serde(rename = "continue", default)]
+    continue_token: Option<String>,
+}
+
+/// Lists every kind Kompox writes with the ownership label selector (one
+/// request per kind and page), and the nodes' labels.
 pub async fn observe(conn: &Connection) -> Result<Observed, WriteError> {
     let mut out = Observed::default();
-    let owned = ListParams::default().labels(OWNED);
-    let all = ListParams::default();
     for k in KINDS {
-        let ar = k.api_resource();
-        let api: Api<DynamicObject> = Api::all_with(conn.client.clone(), &ar);
         // Every claim, not only ours: a Namespace holding anyone's claim
         // is never deleted (invariant 1).
-        let params = if k.kind == "PersistentVolumeClaim" {
-            &all
-        } else {
-            &owned
-        };
-        let list = api
-            .list(params)
+        let selector = (k.kind != "PersistentVolumeClaim").then_some(OWNED);
+        list_kind(conn, k, selector, &mut out).await?;
+    }
+    // Labels are all the scheduling checks read: a metadata-only list
+    // leaves out node status (image lists, conditions), the largest part
+    // of a Node.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(conn.client.clone());
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let list = nodes
+            .list_metadata(&params)
             .await
-            .map_err(|e| WriteError::from_kube(e, &format!("list {}", k.plural)))?;
+            .map_err(|e| WriteError::from_kube(e, "list nodes"))?;
         out.requests += 1;
-        for item in list.items {
-            let mut body = serde_json::to_value(&item).unwrap_or(Json::Null);
+        for n in list.items {
+            out.nodes.push((
+                n.metadata.name.unwrap_or_default(),
+                n.metadata.labels.unwrap_or_default(),
+            ));
+        }
+        match list.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => params = params.continue_token(&t),
+            None => break,
+        }
+    }
+    out.live.objects.sort_by_key(|o| o.key());
+    Ok(out)
+}
+
+/// Lists one kind page by page into `out.live`.
+async fn list_kind(
+    conn: &Connection,
+    k: &KindInfo,
+    selector: Option<&str>,
+    out: &mut Observed,
+) -> Result<(), WriteError> {
+    let what = format!("list {}", k.plural);
+    let ar = k.api_resource();
+    let request = Request::new(DynamicObject::url_path(&ar, None));
+    let mut params = ListParams::default().limit(PAGE);
+    if let Some(s) = selector {
+        params = params.labels(s);
+    }
+    let api_version = k.api_version();
+    loop {
+        let req = request
+            .list(&params)
+            .map_err(|e| WriteError::from_kube(kube::Error::BuildRequest(e), &what))?;
+        let text = conn
+            .client
+            .request_text(req)
+            .await
+            .map_err(|e| WriteError::from_kube(e, &what))?;
+        out.requests += 1;
+        let page: Page = serde_json::from_str(&text).map_err(|e| WriteError::Transport {
+            what: what.clone(),
+            message: format!("the API server's answer is not a list: {e}"),
+        })?;
+        for item in page.items {
+            let Ok(mut body) = serde_json::from_str::<Json>(item.get()) else {
+                continue;
+            };
             // List items come without their type; the list's kind is known.
-            body["apiVersion"] = Json::String(k.api_version());
+            body["apiVersion"] = Json::String(api_version.clone());
             body["kind"] = Json::String(k.kind.to_string());
             if let Ok(o) = LiveObject::from_body(body) {
                 out.live.objects.push(o);
             }
         }
+        match page.metadata.continue_token.filter(|t| !t.is_empty()) {
+            Some(t) => params = params.continue_token(&t),
+            None => return Ok(()),
+        }
     }
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(conn.client.clone());
-    let list = nodes
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| WriteError::from_kube(e, "list nodes"))?;
-    out.requests += 1;
-    for n in list.items {
-        out.nodes.push((
-            n.metadata.name.unwrap_or_default(),
-            n.metadata.labels.unwrap_or_default(),
-        ));
-    }
-    out.live.objects.sort_by_key(|o| o.key());
-    Ok(out)
 }

@@ -640,7 +640,7 @@ fn plan_object_change(o: &Object, live: Option<&LiveObject>) -> Change {
         // Same content, but made by another field manager (the original
         // Kompox, kubectl): applying takes ownership of our fields without
         // changing or recreating the object (DECISIONS 2).
-        if normalize::ownership(&l.body) == normalize::Ownership::Adoption {
+        if n.ownership == normalize::Ownership::Adoption {
             let mut c = Change::new(target, Action::Update, Risk::Safe);
             c.reasons = vec![
                 "adoption: take ownership of the declared fields; the object does not change"

@@ -78,8 +78,8 @@ pub fn desired(o: &Object) -> Json {
 /// body is projected onto the desired one (see the module header).
 pub fn pair(d: &Object, l: &LiveObject) -> Normalised {
     let desired = desired(d);
-    let ownership = ownership(&l.body);
-    let mut body = l.body.clone();
+    let mut body = l.body();
+    let ownership = ownership(&body);
     strip_server_fields(&mut body);
     if is_secret(&l.api_version, &l.kind) {
         redact_secret(&mut body);

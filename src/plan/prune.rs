@@ -94,11 +94,11 @@ pub fn plan_prunes(
         app.driver = index
             .get(&ObjectKey::new("v1", "Namespace", None, &m.namespace))
             .and_then(|ns| {
-                ns.body
+                ns.body()
                     .pointer("/metadata/annotations/kompox.dev~1provider-driver")
-            })
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            });
         app.warnings.push(
             "not in the desired state; its disks, snapshots, PersistentVolumes and claims are always kept".into(),
         );

@@ -273,8 +273,10 @@ fn secret_values_never_rendered() {
     let mut live = live_of(&[&old.desired()]);
     // Also a client-side-apply annotation carrying the value in clear.
     let secret = find_mut(&mut live, "Secret", "gitea-app-gitea-base");
-    secret.body["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
-        json!("{\"stringData\":{\"GITEA__security__SECRET_KEY\":\"old-value-xyz\"}}");
+    secret.edit_body(|b| {
+        b["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!("{\"stringData\":{\"GITEA__security__SECRET_KEY\":\"old-value-xyz\"}}")
+    });
     let plan = plan(&desired_of(vec![g.load()]), &live, &opts());
     let c = change(&plan, "Secret", "gitea-app-gitea-base");
     assert_eq!(c.action, Action::Update);
@@ -305,9 +307,11 @@ fn adoption_changing_the_pod_template_is_disruptive() {
         .bound("data", "data-1", Some("1"));
     let mut live = live_of(&[&old.desired()]);
     let dep = find_mut(&mut live, "Deployment", "gitea-app");
-    dep.body["metadata"]["managedFields"] = json!([
-        {"manager": "kubectl-client-side-apply", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
-    ]);
+    dep.edit_body(|b| {
+        b["metadata"]["managedFields"] = json!([
+            {"manager": "kubectl-client-side-apply", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
+        ])
+    });
     let plan = plan(&desired_of(vec![g.load()]), &live, &opts());
     let c = change(&plan, "Deployment", "gitea-app");
     assert_eq!(c.risk, Risk::Disruptive);
@@ -320,7 +324,7 @@ fn selector_change_replaces_the_deployment() {
     let gd = g.desired();
     let mut live = live_of(&[&gd]);
     let dep = find_mut(&mut live, "Deployment", "gitea-app");
-    dep.body["spec"]["selector"]["matchLabels"]["app"] = json!("old");
+    dep.edit_body(|b| b["spec"]["selector"]["matchLabels"]["app"] = json!("old"));
     let plan = plan(&desired_of(vec![g.load()]), &live, &opts());
     let c = change(&plan, "Deployment", "gitea-app");
     assert_eq!((c.action, c.risk), (Action::Replace, Risk::Disruptive));
@@ -338,10 +342,10 @@ fn pv_and_pvc_are_never_replaced() {
         .unwrap()
         .name
         .clone();
-    find_mut(&mut live, "PersistentVolume", &pv_name).body["spec"]["storageClassName"] =
-        json!("default");
-    find_mut(&mut live, "PersistentVolumeClaim", &pv_name).body["spec"]["resources"]["requests"]
-        ["storage"] = json!("16Gi");
+    find_mut(&mut live, "PersistentVolume", &pv_name)
+        .edit_body(|b| b["spec"]["storageClassName"] = json!("default"));
+    find_mut(&mut live, "PersistentVolumeClaim", &pv_name)
+        .edit_body(|b| b["spec"]["resources"]["requests"]["storage"] = json!("16Gi"));
     let plan = plan(&desired_of(vec![g.load()]), &live, &opts());
     let pv = change(&plan, "PersistentVolume", &pv_name);
     assert_eq!((pv.action, pv.risk), (Action::Update, Risk::Disruptive));
@@ -380,10 +384,12 @@ fn a_field_we_stopped_setting_shows_as_removed() {
     // Without managedFields the removal cannot be seen; nothing else shows.
     let mut live = live_of(&[&old.desired()]);
     for o in &mut live.objects {
-        o.body["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .remove("managedFields");
+        o.edit_body(|b| {
+            b["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("managedFields");
+        });
     }
     let plan2 = plan(&desired_of(vec![g.load()]), &live, &opts());
     assert!(

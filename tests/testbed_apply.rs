@@ -75,6 +75,54 @@ fn first_apply_runs_the_pod_in_the_zone_and_a_second_apply_writes_nothing() {
     );
 }
 
+/// The observation reads lists page by page (500 objects a page). Here the
+/// App's NetworkPolicy comes after 520 other Kompox-labelled ones in the
+/// API server's order (their namespace sorts first), so it is on the
+/// second page: an observation that stopped after one page would not see
+/// it and would plan to create it again.
+#[test]
+fn objects_beyond_the_first_page_of_a_list_are_observed() {
+    let tb = testbed();
+    let filler = format!("a-{}", tb.unique_name("page"));
+    tb.post_json(
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": filler}}),
+    )
+    .unwrap();
+    for i in 0..520 {
+        tb.post_json(
+            &format!("/apis/networking.k8s.io/v1/namespaces/{filler}/networkpolicies"),
+            &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": format!("np-{i:04}"),
+                                 "labels": {"app.kubernetes.io/managed-by": "kompox"}},
+                    "spec": {"podSelector": {}}}),
+        )
+        .unwrap();
+    }
+    let repo = Repo::new(tb, "page");
+    repo.app("web", "", WEB);
+    let ns = repo.namespace("web");
+    assert!(filler < ns, "{filler} sorts before {ns}");
+    let out = repo.apply();
+    assert!(out.contains("Apply complete"), "{out}");
+    let (code, text) = repo.plan();
+    assert_eq!(
+        code, 0,
+        "the App's NetworkPolicy on page 2 was observed:\n{text}"
+    );
+    assert!(text.contains("No changes."), "{text}");
+
+    // A change is an update of what was seen on page 2, nothing created.
+    repo.app(
+        "web",
+        "",
+        &WEB.replace("GREETING: hello", "GREETING: paged"),
+    );
+    let (code, text) = repo.plan();
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("0 to create"), "nothing recreated: {text}");
+}
+
 #[test]
 fn removing_a_service_prunes_it() {
     let tb = testbed();

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value as Json, json};
 
 use crate::convert::{AppDesired, Object};
@@ -129,15 +130,26 @@ where
 
 /// The on-disk live document. Unknown top-level keys are rejected so a
 /// plan JSON or a bare `kubectl` List passed by mistake gets a clear error.
+/// The objects stay raw text here and are parsed one at a time: the file
+/// is never held as one parsed tree (see [`LiveObject`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LiveFile {
-    #[serde(default)]
-    objects: Option<Json>,
+struct LiveFile<'a> {
+    #[serde(borrow, default)]
+    objects: Option<&'a RawValue>,
     #[serde(default, deserialize_with = "null_as_default")]
     disks: Vec<LiveDisk>,
     #[serde(default, deserialize_with = "null_as_default")]
     snapshots: Vec<LiveSnapshot>,
+}
+
+/// `objects`: a Kubernetes List (other keys, such as `metadata`, ignored).
+#[derive(Deserialize)]
+struct ListDoc<'a> {
+    #[serde(default)]
+    kind: Json,
+    #[serde(borrow, default)]
+    items: Option<&'a RawValue>,
 }
 
 impl Live {
@@ -149,14 +161,17 @@ impl Live {
     /// Parses `{"objects": <kubectl List>, "disks": [...], "snapshots": [...]}`;
     /// every key may be absent.
     pub fn from_json(text: &str) -> Result<Live, LiveError> {
-        let value: Json = serde_json::from_str(text).map_err(|e| LiveError::Json(e.to_string()))?;
-        if !value.is_object() {
+        // Checks the syntax of the whole text without building a tree.
+        let raw: &RawValue =
+            serde_json::from_str(text).map_err(|e| LiveError::Json(e.to_string()))?;
+        if !raw.get().starts_with('{') {
             return Err(LiveError::NotAnObject);
         }
-        let file = LiveFile::deserialize(value).map_err(|e| LiveError::Json(e.to_string()))?;
+        let file: LiveFile =
+            serde_json::from_str(raw.get()).map_err(|e| LiveError::Json(e.to_string()))?;
         let objects = match file.objects {
-            None | Some(Json::Null) => Vec::new(),
-            Some(list) => parse_list(list)?,
+            Some(list) if list.get() != "null" => parse_list(list)?,
+            _ => Vec::new(),
         };
         Ok(Live {
             objects,
@@ -191,27 +206,26 @@ impl Live {
     }
 }
 
-fn parse_list(list: Json) -> Result<Vec<LiveObject>, LiveError> {
-    let kind = list
-        .get("kind")
-        .and_then(Json::as_str)
-        .unwrap_or("")
-        .to_string();
+fn parse_list(list: &RawValue) -> Result<Vec<LiveObject>, LiveError> {
+    let Ok(doc) = serde_json::from_str::<ListDoc>(list.get()) else {
+        return Err(LiveError::NotAList(String::new()));
+    };
+    let kind = doc.kind.as_str().unwrap_or("").to_string();
     if !kind.ends_with("List") {
         return Err(LiveError::NotAList(kind));
     }
-    let Json::Object(mut map) = list else {
-        return Err(LiveError::NotAList(String::new()));
-    };
-    let items = match map.remove("items") {
-        Some(Json::Array(items)) => items,
-        None | Some(Json::Null) => Vec::new(),
-        Some(_) => return Err(LiveError::NotAList(kind)),
+    let items: Vec<&RawValue> = match doc.items {
+        Some(items) if items.get() != "null" => {
+            serde_json::from_str(items.get()).map_err(|_| LiveError::NotAList(kind.clone()))?
+        }
+        _ => Vec::new(),
     };
     items
         .into_iter()
         .enumerate()
-        .map(|(index, body)| {
+        .map(|(index, item)| {
+            let body: Json =
+                serde_json::from_str(item.get()).map_err(|e| LiveError::Json(e.to_string()))?;
             LiveObject::from_body(body).map_err(|field| LiveError::ObjectField { index, field })
         })
         .collect()

@@ -258,8 +258,8 @@ impl LiveObject {
     }
 
     /// Changes the body (tests and fixtures that simulate live edits).
-    /// The identity fields are read again from the changed body when it
-    /// still has them.
+    /// The identity fields (`api_version`, `kind`, `namespace`, `name`)
+    /// stay as they were.
     pub fn edit_body(&mut self, f: impl FnOnce(&mut Json)) {
         let mut body = self.body();
         f(&mut body);
@@ -577,6 +577,42 @@ mod tests {
             Live::from_json(r#"{"disks": [{"name": "d"}]}"#),
             Err(LiveError::Json(_))
         ));
+        // Shapes the item-by-item reading must refuse just as clearly.
+        assert_eq!(
+            Live::from_json(r#"{"objects": 5}"#),
+            Err(LiveError::NotAList(String::new()))
+        );
+        assert_eq!(
+            Live::from_json(r#"{"objects": {"kind": "List", "items": 5}}"#),
+            Err(LiveError::NotAList("List".into()))
+        );
+        assert_eq!(
+            Live::from_json(r#"{"objects": {"kind": "List", "items": [7]}}"#),
+            Err(LiveError::ObjectField {
+                index: 0,
+                field: "apiVersion"
+            })
+        );
+    }
+
+    /// The body read back is the object as given, key for key (the text
+    /// form is only how it is held).
+    #[test]
+    fn bodies_read_back_unchanged_and_edits_stick() {
+        let item = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "ns",
+                         "managedFields": [{"manager": "kompoxops", "fieldsV1": {"f:data": {"f:k": {}}}}]},
+            "data": {"k": "dmFsdWU="}, "type": "Opaque"});
+        let text = json!({"objects": {"kind": "List", "items": [item.clone()]}}).to_string();
+        let mut live = Live::from_json(&text).unwrap();
+        assert_eq!(live.objects[0].body(), item);
+        assert_eq!(
+            live.objects[0],
+            LiveObject::from_body(item.clone()).unwrap()
+        );
+        live.objects[0].edit_body(|b| b["data"]["k"] = json!("b3RoZXI="));
+        assert_eq!(live.objects[0].body()["data"]["k"], "b3RoZXI=");
+        assert_eq!(live.objects[0].name, "s");
     }
 
     #[test]

@@ -110,9 +110,15 @@ async fn list_kind(
             message: format!("the API server's answer is not a list: {e}"),
         })?;
         for item in page.items {
-            let Ok(mut body) = serde_json::from_str::<Json>(item.get()) else {
-                continue;
-            };
+            // Never skip an object: one missing from the observation
+            // would be planned as new.
+            let mut body = serde_json::from_str::<Json>(item.get())
+                .ok()
+                .filter(Json::is_object)
+                .ok_or_else(|| WriteError::Transport {
+                    what: what.clone(),
+                    message: "an item of the list is not a JSON object".into(),
+                })?;
             // List items come without their type; the list's kind is known.
             body["apiVersion"] = Json::String(api_version.clone());
             body["kind"] = Json::String(k.kind.to_string());

@@ -320,6 +320,54 @@ impl ObjectKey {
     }
 }
 
+/// Live objects by [`ObjectKey`], borrowing each object's own names: an
+/// owned key per object cost about 300 bytes, and the index covers every
+/// object of the cluster for a whole pass.
+#[derive(Debug, Clone)]
+pub struct LiveIndex<'l> {
+    sorted: Vec<&'l LiveObject>,
+}
+
+/// The fields of [`ObjectKey`], in its order, borrowed.
+fn borrowed_key(o: &LiveObject) -> (&str, &str, &str, &str) {
+    (
+        api_group(&o.api_version),
+        &o.kind,
+        o.namespace.as_deref().unwrap_or(""),
+        &o.name,
+    )
+}
+
+impl<'l> LiveIndex<'l> {
+    pub fn new(live: &'l Live) -> LiveIndex<'l> {
+        let mut sorted: Vec<&LiveObject> = live.objects.iter().collect();
+        sorted.sort_by(|a, b| borrowed_key(a).cmp(&borrowed_key(b)));
+        // One object listed twice (under two API versions of its group):
+        // the later one wins, as in a map filled in order.
+        let mut out: Vec<&LiveObject> = Vec::with_capacity(sorted.len());
+        for o in sorted {
+            match out.last_mut() {
+                Some(last) if borrowed_key(last) == borrowed_key(o) => *last = o,
+                _ => out.push(o),
+            }
+        }
+        LiveIndex { sorted: out }
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<&'l LiveObject> {
+        let k = (
+            key.group.as_str(),
+            key.kind.as_str(),
+            key.namespace.as_str(),
+            key.name.as_str(),
+        );
+        self.sorted
+            .binary_search_by(|o| borrowed_key(o).cmp(&k))
+            .ok()
+            .map(|i| self.sorted[i])
+    }
+}
+
 /// `apps/v1` → `apps`; `v1` → `` (the core group).
 pub fn api_group(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
@@ -593,6 +641,49 @@ mod tests {
                 field: "apiVersion"
             })
         );
+    }
+
+    #[test]
+    fn the_index_finds_objects_across_api_versions_and_the_later_duplicate_wins() {
+        let obj = |v: &str, kind: &str, ns: Option<&str>, name: &str, tag: &str| {
+            let mut b =
+                json!({"apiVersion": v, "kind": kind, "metadata": {"name": name}, "tag": tag});
+            if let Some(ns) = ns {
+                b["metadata"]["namespace"] = json!(ns);
+            }
+            LiveObject::from_body(b).unwrap()
+        };
+        let live = Live {
+            objects: vec![
+                obj("v1", "ConfigMap", Some("b"), "x", "cm-b"),
+                obj("apps/v1", "Deployment", Some("a"), "web", "first"),
+                obj("v1", "Namespace", None, "a", "ns"),
+                obj("apps/v1beta2", "Deployment", Some("a"), "web", "second"),
+                obj("v1", "ConfigMap", Some("a"), "x", "cm-a"),
+            ],
+            ..Live::default()
+        };
+        let index = LiveIndex::new(&live);
+        let tag = |v: &str, kind: &str, ns: Option<&str>, name: &str| {
+            index
+                .get(&ObjectKey::new(v, kind, ns, name))
+                .map(|o| o.body()["tag"].as_str().unwrap().to_string())
+        };
+        assert_eq!(
+            tag("apps/v1", "Deployment", Some("a"), "web").as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            tag("v1", "ConfigMap", Some("a"), "x").as_deref(),
+            Some("cm-a")
+        );
+        assert_eq!(
+            tag("v1", "ConfigMap", Some("b"), "x").as_deref(),
+            Some("cm-b")
+        );
+        assert_eq!(tag("v1", "Namespace", None, "a").as_deref(), Some("ns"));
+        assert_eq!(tag("v1", "ConfigMap", Some("c"), "x"), None);
+        assert_eq!(tag("v1", "Secret", Some("a"), "x"), None);
     }
 
     /// The body read back is the object as given, key for key (the text

@@ -33,14 +33,14 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value as Json;
 
 use crate::convert::{AppDesired, KNOWN_AFTER_APPLY, Object};
 use crate::desired::{AppOutcome, Desired};
 use crate::diag::Diagnostic;
-use crate::live::{Live, LiveObject, ObjectKey, api_group};
+use crate::live::{Live, LiveIndex, LiveObject, ObjectKey, api_group};
 use crate::model::{Kind, ResourceId};
 use normalize::Ownership;
 
@@ -498,7 +498,7 @@ impl DesiredIndex {
 /// not the live state plus every App's objects.
 pub struct Planner<'l> {
     live: &'l Live,
-    index: BTreeMap<ObjectKey, &'l LiveObject>,
+    index: LiveIndex<'l>,
     opts: PlanOptions,
     apps: Vec<AppPlan>,
     seen: DesiredIndex,
@@ -508,7 +508,7 @@ impl<'l> Planner<'l> {
     pub fn new(live: &'l Live, opts: PlanOptions) -> Planner<'l> {
         Planner {
             live,
-            index: live.objects.iter().map(|o| (o.key(), o)).collect(),
+            index: LiveIndex::new(live),
             opts,
             apps: Vec::new(),
             seen: DesiredIndex::default(),
@@ -591,7 +591,7 @@ fn order(changes: &mut [Change]) {
     });
 }
 
-fn plan_app(app: &AppDesired, live: &Live, index: &BTreeMap<ObjectKey, &LiveObject>) -> AppPlan {
+fn plan_app(app: &AppDesired, live: &Live, index: &LiveIndex) -> AppPlan {
     let mut out = AppPlan::new(&app.app_id, AppStatus::Planned);
     out.cluster_id = app.cluster_id.clone();
     out.namespace = Some(app.namespace.clone());
@@ -609,7 +609,7 @@ fn plan_app(app: &AppDesired, live: &Live, index: &BTreeMap<ObjectKey, &LiveObje
     }
     for o in &app.objects {
         out.changes
-            .push(plan_object(o, index.get(&ObjectKey::of(o)).copied()));
+            .push(plan_object(o, index.get(&ObjectKey::of(o))));
     }
     out
 }

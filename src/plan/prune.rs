@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, AppPlan, AppStatus, Change, DesiredIndex, PlanOptions, Risk, Target};
-use crate::live::{INVENTORY_NAME, InventoryEntry, Live, LiveObject, ObjectKey, api_group};
+use crate::live::{INVENTORY_NAME, InventoryEntry, Live, LiveIndex, ObjectKey, api_group};
 use crate::model::{Kind, ResourceId};
 
 /// One app's inventories, merged (an app normally has one).
@@ -25,7 +25,7 @@ struct Merged {
 pub fn plan_prunes(
     desired: &DesiredIndex,
     live: &Live,
-    index: &BTreeMap<ObjectKey, &LiveObject>,
+    index: &LiveIndex,
     opts: &PlanOptions,
     apps: &mut Vec<AppPlan>,
     notes: &mut Vec<String>,
@@ -147,7 +147,7 @@ fn prune_changes(
     m: &Merged,
     app_removed: bool,
     live: &Live,
-    index: &BTreeMap<ObjectKey, &LiveObject>,
+    index: &LiveIndex,
     desired_keys: &BTreeSet<ObjectKey>,
 ) -> Vec<Change> {
     let mut out = Vec::new();
